@@ -1,0 +1,56 @@
+"""What every flow shares: argument parsing, params loading, task runners, run artifacts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from ganpipe.config import ConfigError, FeaturesParams, load_params
+
+
+def task_runner(fp: FeaturesParams) -> Any:
+    """Threads by default; Dask (a local cluster of ``workers`` processes, or an existing
+    scheduler at ``dask_address``) when a corpus outgrows one machine's threads."""
+    if fp.task_runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=fp.workers)
+    from prefect_dask import DaskTaskRunner
+
+    if fp.dask_address:
+        return DaskTaskRunner(address=fp.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": fp.workers, "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None})
+
+
+def markdown_table(rows: dict[str, Any]) -> str:
+    lines = ["| item | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in rows.items()]
+    return "\n".join(lines)
+
+
+def publish(key: str, title: str, rows: dict[str, Any], extra: str = "") -> None:
+    """A Prefect artifact summarising the run (visible in the Prefect UI)."""
+    create_markdown_artifact(key=key, markdown=f"## {title}\n\n{markdown_table(rows)}\n{extra}",
+                             description=title)
+
+
+def cli_main(flow_fn: Callable[..., Any], description: str) -> None:
+    """``python -m flows.<stage> [--params params.yaml]`` entry point; config errors exit 2."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    args = ap.parse_args()
+    try:
+        load_params(args.params)  # fail fast, before a Prefect server is started
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        flow_fn(params_path=str(Path(args.params)))
+    except Exception as exc:  # the flow's logs above hold the details and traceback
+        print(f"error: {flow_fn.__name__} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,65 @@
+"""Features flow: log-mels of the prepared corpus, sharded over the configured task runner."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows._runtime import cli_main, publish, task_runner
+from ganpipe import features as F
+from ganpipe.config import load_params
+
+PREPARED = Path("data/prepared")
+FEATURES = Path("data/features")
+
+
+# Writes a DVC output: never cached (DVC clears outputs before the stage runs).
+@task(name="extract-shard", cache_policy=NO_CACHE)
+def extract_shard(jobs: list[F.FeatureJob], config: dict, device: str, batch_seconds: float) -> F.ShardResult:
+    import torch
+
+    torch.set_num_threads(1)  # parallelism comes from the task runner (one shard per worker)
+    return F.extract_shard(jobs, config, device=device, batch_seconds=batch_seconds, threads=1)
+
+
+@flow(name="features", log_prints=True)
+def features_flow(params_path: str = "params.yaml", prepared_dir: str = str(PREPARED),
+                  out_dir: str = str(FEATURES)) -> dict:
+    params = load_params(params_path)
+    fp = params.features
+    mel_config = params.mel_config()
+    manifest = F.read_manifest(Path(prepared_dir) / "manifest.csv")
+    jobs = F.plan_jobs(manifest, prepared_dir, out_dir)
+    # At least two shards per worker so the runner keeps every worker busy.
+    size = max(1, min(fp.shard_size, math.ceil(len(jobs) / (2 * fp.workers))))
+    shards = F.shard(jobs, size)
+    F.start_output(out_dir)
+    logger = get_run_logger()
+    logger.info("features: %d utterances in %d shards on %s (%d workers), mel %s",
+                len(jobs), len(shards), fp.task_runner, fp.workers, mel_config.to_json())
+    runner_flow = _run_shards.with_options(task_runner=task_runner(fp))
+    results = runner_flow(shards, mel_config.to_dict(), fp.device, fp.batch_seconds)
+    summary = F.finalize(results, manifest, out_dir, mel_config)
+    publish("features-summary", "Features", {
+        "utterances": summary["utterances"], "frames": summary["frames"], "hours": summary["hours"],
+        "splits": summary["per_split"], "task runner": f"{fp.task_runner} x{fp.workers}",
+        "mel": mel_config.to_json()})
+    return summary
+
+
+@flow(name="features-shards")
+def _run_shards(shards: list[list[F.FeatureJob]], config: dict, device: str,
+                batch_seconds: float) -> list[F.ShardResult]:
+    futures = [extract_shard.submit(s, config, device, batch_seconds) for s in shards]
+    return [f.result() for f in futures]
+
+
+def main() -> None:
+    cli_main(features_flow, "Compute log-mel features of data/prepared into data/features.")
+
+
+if __name__ == "__main__":
+    main()

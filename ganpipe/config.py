@@ -1,0 +1,260 @@
+"""Typed, validated configuration loaded from ``params.yaml``.
+
+Every knob of the pipeline lives in ``params.yaml``. :func:`load_params` reads it into the
+:class:`Params` tree below and fails *before any work* with a :class:`ConfigError` that names the
+offending key (dotted path) and, where the choice is closed, the allowed values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the offending key named in the message."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# dataset
+# --------------------------------------------------------------------------------------------
+DatasetName = Literal["demo", "ljspeech", "vctk", "libritts", "sc09", "maestro", "local"]
+LibriTTSSubset = Literal[
+    "dev-clean", "dev-other", "test-clean", "test-other",
+    "train-clean-100", "train-clean-360", "train-other-500",
+]
+
+
+class DemoParams(_Strict):
+    """The embedded, synthetic default corpus (see ganpipe/datasets/demo.py)."""
+
+    n_speakers: int = Field(4, ge=1, le=64)
+    utterances_per_speaker: int = Field(12, ge=1, le=10_000)
+    min_seconds: float = Field(1.5, gt=0.1)
+    max_seconds: float = Field(4.0, gt=0.1)
+    sample_rate: int = Field(22050, ge=8000, le=96000)
+    seed: int = 1234
+
+    @model_validator(mode="after")
+    def _range(self) -> "DemoParams":
+        if self.max_seconds < self.min_seconds:
+            raise ValueError("max_seconds must be >= min_seconds")
+        return self
+
+
+class DownloadParams(_Strict):
+    retries: int = Field(3, ge=0, le=20)
+    retry_delay_seconds: float = Field(5.0, ge=0)
+    timeout_seconds: float = Field(60.0, gt=0)
+    chunk_bytes: int = Field(1 << 20, ge=4096)
+    # Optional mirror: replaces the registry URL of a single-archive dataset (same checksum).
+    url_override: str | None = None
+
+
+class DatasetParams(_Strict):
+    name: DatasetName = "demo"
+    raw_dir: str = "data/raw"
+    # dataset 'local': a directory of wav/flac/ogg files; speaker taken from the first sub-folder.
+    local_dir: str | None = None
+    speaker_from_subfolder: bool = True
+    libritts_subsets: tuple[LibriTTSSubset, ...] = ("dev-clean",)
+    demo: DemoParams = DemoParams()
+    download: DownloadParams = DownloadParams()
+
+    @model_validator(mode="after")
+    def _local(self) -> "DatasetParams":
+        if self.name == "local" and not self.local_dir:
+            raise ValueError("dataset.local_dir is required when dataset.name is 'local'")
+        if self.name == "libritts" and not self.libritts_subsets:
+            raise ValueError("dataset.libritts_subsets must name at least one subset")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# audio (prepare stage)
+# --------------------------------------------------------------------------------------------
+class AudioParams(_Strict):
+    sample_rate: int = Field(22050, ge=8000, le=96000)
+    output_format: Literal["pcm16", "float"] = "pcm16"
+    normalize: Literal["none", "peak", "loudness"] = "none"
+    peak_db: float = Field(-1.0, le=0.0)
+    loudness_lufs: float = Field(-23.0, le=0.0, ge=-70.0)
+    trim_silence: bool = True
+    trim_top_db: float = Field(40.0, gt=0.0)
+    silence_threshold_db: float = Field(-60.0, le=0.0)
+    min_seconds: float = Field(0.5, ge=0.0)
+    max_seconds: float = Field(30.0, gt=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# mel
+# --------------------------------------------------------------------------------------------
+MelPresetName = Literal["hifigan", "pwg", "custom"]
+
+# Reference parameter sets. ``hifigan``: jik876/hifi-gan config_v1 (22.05 kHz). ``pwg``: the
+# kan-bayashi ParallelWaveGAN LJSpeech recipe (log10, 80-7600 Hz, mean/var normalised features).
+MEL_PRESETS: dict[str, dict[str, Any]] = {
+    "hifigan": dict(n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=0.0, fmax=8000.0,
+                    log_base="e", clamp=1e-5, normalize="none"),
+    "pwg": dict(n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=80.0, fmax=7600.0,
+                log_base="10", clamp=1e-10, normalize="meanvar"),
+}
+
+
+class MelParams(_Strict):
+    """``preset`` supplies defaults; any field given explicitly overrides it."""
+
+    preset: MelPresetName = "hifigan"
+    n_fft: int | None = Field(None, ge=16, le=16384)
+    hop_length: int | None = Field(None, ge=1)
+    win_length: int | None = Field(None, ge=16)
+    n_mels: int | None = Field(None, ge=1, le=512)
+    fmin: float | None = Field(None, ge=0.0)
+    fmax: float | None = Field(None, gt=0.0)
+    log_base: Literal["e", "10"] | None = None
+    clamp: float | None = Field(None, gt=0.0)
+    normalize: Literal["none", "meanvar"] | None = None
+
+    @model_validator(mode="after")
+    def _custom_complete(self) -> "MelParams":
+        if self.preset == "custom":
+            missing = [k for k in MEL_PRESETS["hifigan"] if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"preset 'custom' needs every mel field; missing: {', '.join(missing)}")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        base = dict(MEL_PRESETS.get(self.preset, {}))
+        for key in MEL_PRESETS["hifigan"]:
+            value = getattr(self, key)
+            if value is not None:
+                base[key] = value
+        return base
+
+
+# --------------------------------------------------------------------------------------------
+# split, features
+# --------------------------------------------------------------------------------------------
+class SplitParams(_Strict):
+    seed: int = 1234
+    valid_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    # Stratify by speaker: every speaker contributes to every split in proportion.
+    per_speaker: bool = True
+    # Optional CSV/TSV with columns ``utt_id,split`` that fixes the split instead of the seed.
+    list_file: str | None = None
+
+    @model_validator(mode="after")
+    def _sum(self) -> "SplitParams":
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError("valid_fraction + test_fraction must be < 1")
+        return self
+
+
+class FeaturesParams(_Strict):
+    task_runner: Literal["threads", "dask"] = "threads"
+    workers: int = Field(2, ge=1, le=1024)
+    # Address of an existing Dask scheduler (tcp://host:8786); null starts a local cluster.
+    dask_address: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Utterances per Prefect task (a shard); batching happens inside a shard.
+    shard_size: int = Field(64, ge=1)
+    # Maximum seconds of audio stacked into one batched STFT call.
+    batch_seconds: float = Field(60.0, gt=0.0)
+
+
+class Params(_Strict):
+    dataset: DatasetParams = DatasetParams()
+    audio: AudioParams = AudioParams()
+    mel: MelParams = MelParams()
+    split: SplitParams = SplitParams()
+    features: FeaturesParams = FeaturesParams()
+    # Sections owned by later stages are validated by their own models; accepted here as-is so
+    # that one params.yaml can hold them.
+    model: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+    registry: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Params":
+        mel = self.mel.resolved()
+        nyquist = self.audio.sample_rate / 2
+        if mel["fmax"] > nyquist:
+            raise ValueError(
+                f"mel.fmax ({mel['fmax']}) exceeds Nyquist ({nyquist}) of audio.sample_rate "
+                f"({self.audio.sample_rate})")
+        if mel["fmin"] >= mel["fmax"]:
+            raise ValueError(f"mel.fmin ({mel['fmin']}) must be < mel.fmax ({mel['fmax']})")
+        if mel["win_length"] > mel["n_fft"]:
+            raise ValueError(f"mel.win_length ({mel['win_length']}) must be <= mel.n_fft ({mel['n_fft']})")
+        if mel["hop_length"] > mel["win_length"]:
+            raise ValueError(f"mel.hop_length ({mel['hop_length']}) must be <= mel.win_length")
+        return self
+
+    def mel_config(self) -> "MelConfig":
+        from ganpipe.mel import MelConfig
+
+        return MelConfig(sample_rate=self.audio.sample_rate, **self.mel.resolved())
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the section at ``loc`` (e.g. ('mel',)) of the Params tree."""
+    model: Any = Params
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        allowed = _allowed_keys(err["loc"][:-1])
+        return f"unknown key '{key}'" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    got = err.get("input")
+    if etype in ("literal_error", "enum"):
+        return f"key '{key}': {msg} (got {got!r})"
+    if etype == "value_error":
+        return f"key '{key}': {msg}" if err["loc"] else msg
+    return f"key '{key}': {msg} (got {got!r})"
+
+
+def parse_params(data: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping; raise :class:`ConfigError` naming each bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(e) for e in exc.errors(include_url=False)]
+        raise ConfigError(f"{source}: invalid configuration:\n  - " + "\n  - ".join(lines)) from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"parameters file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(data, source=str(path))
+

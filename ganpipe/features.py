@@ -1,0 +1,263 @@
+"""Features stage: log-mel spectrograms of the prepared corpus with the project's one mel.
+
+Outputs (``out_dir``):
+    mels/<utt_id>.npy   float32 ``(n_mels, num_samples // hop_length)``, *un-normalised* log-mel;
+                        frame ``i`` belongs to audio samples ``[i*hop, (i+1)*hop)`` (ganpipe.mel).
+    stats.npz           per-bin ``mean``, ``std`` and ``count`` over the *train* split frames, for
+                        mean/variance normalisation (applied by consumers via MelSpectrogram(stats)).
+    mel_config.json     the resolved MelConfig; it travels with every checkpoint and model.
+    index.csv           utt_id, speaker, split, frames, num_samples, mel (path relative to out_dir).
+    summary.json        counts, hours of audio, frames.
+
+Work is split into shards (lists of utterances). :func:`extract_shard` is a plain function that a
+Prefect task (threads or Dask) or a plain loop can run; inside a shard, utterances are grouped by
+length and computed in batched STFTs on the CPU or GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+
+from ganpipe.atomic import atomic_path, write_json, write_text
+from ganpipe.mel import MelConfig, MelSpectrogram
+
+MELS_DIR = "mels"
+# Shards write here; finalize() renames it to MELS_DIR, so a complete mels/ is never half-written.
+PARTIAL_DIR = ".mels.partial"
+
+
+class FeatureError(ValueError):
+    """A prepared file that cannot be turned into features (named in the message)."""
+
+
+@dataclass(frozen=True)
+class FeatureJob:
+    utt_id: str
+    wav_path: str
+    out_path: str
+    split: str
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """Per-utterance frame counts and, summed over the shard's *train* utterances, per-bin sums."""
+
+    frames: dict[str, int]
+    num_samples: dict[str, int]
+    bin_sum: np.ndarray
+    bin_sumsq: np.ndarray
+    train_frames: int
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FeatureError("features.device is 'cuda' but no CUDA device is available")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def read_manifest(manifest_csv: str | Path) -> pd.DataFrame:
+    manifest_csv = Path(manifest_csv)
+    if not manifest_csv.is_file():
+        raise FeatureError(f"manifest not found: {manifest_csv} (run the prepare stage first)")
+    df = pd.read_csv(manifest_csv, dtype={"utt_id": str, "speaker": str, "split": str})
+    missing = {"utt_id", "path", "split"} - set(df.columns)
+    if missing:
+        raise FeatureError(f"{manifest_csv}: missing column(s) {sorted(missing)}")
+    return df
+
+
+def plan_jobs(manifest: pd.DataFrame, prepared_dir: str | Path, out_dir: str | Path) -> list[FeatureJob]:
+    prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
+    return [
+        FeatureJob(utt_id=row.utt_id, wav_path=str(prepared_dir / row.path),
+                   out_path=str(out_dir / PARTIAL_DIR / f"{row.utt_id}.npy"), split=row.split)
+        for row in manifest.itertuples(index=False)
+    ]
+
+
+def start_output(out_dir: str | Path) -> None:
+    """Clear what a previous (possibly killed) run left and create the staging folder."""
+    out_dir = Path(out_dir)
+    for stale in (out_dir / PARTIAL_DIR, out_dir / MELS_DIR):
+        if stale.exists():
+            shutil.rmtree(stale)
+    (out_dir / PARTIAL_DIR).mkdir(parents=True)
+
+
+def shard(jobs: list[FeatureJob], shard_size: int) -> list[list[FeatureJob]]:
+    return [jobs[i:i + shard_size] for i in range(0, len(jobs), shard_size)]
+
+
+def _load(job: FeatureJob, sample_rate: int) -> np.ndarray:
+    try:
+        wav, sr = sf.read(job.wav_path, dtype="float32", always_2d=False)
+    except Exception as exc:
+        raise FeatureError(f"{job.wav_path}: unreadable ({type(exc).__name__}: {exc})") from None
+    if sr != sample_rate:
+        raise FeatureError(f"{job.wav_path}: sample rate {sr} Hz, but mel sample_rate is {sample_rate} Hz "
+                           "(re-run the prepare stage with audio.sample_rate matching)")
+    if wav.ndim != 1:
+        raise FeatureError(f"{job.wav_path}: expected mono audio, got {wav.shape[1]} channels")
+    if not np.isfinite(wav).all():
+        raise FeatureError(f"{job.wav_path}: contains NaN or infinite samples")
+    return wav
+
+
+def _batches(lengths: list[int], max_samples: int) -> Iterable[list[int]]:
+    """Indices grouped by similar length so that a batch holds at most ``max_samples`` (padded)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batch: list[int] = []
+    for i in order:
+        if batch and lengths[i] * (len(batch) + 1) > max_samples:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+_MEL_CACHE: dict[tuple[str, str], MelSpectrogram] = {}
+
+
+def _mel_module(config: MelConfig, device: torch.device) -> MelSpectrogram:
+    key = (config.to_json(), str(device))
+    if key not in _MEL_CACHE:
+        _MEL_CACHE[key] = MelSpectrogram(config).to(device)
+    return _MEL_CACHE[key]
+
+
+def extract_shard(jobs: list[FeatureJob], config: dict[str, Any], device: str = "auto",
+                  batch_seconds: float = 60.0, threads: int = 2) -> ShardResult:
+    """Compute and write the log-mels of one shard; return frame counts and train-split sums.
+
+    CPU: ``threads`` threads each run read -> mel -> write for one utterance at a time (torch and
+    libsndfile release the GIL, so this uses the cores and overlaps I/O with compute).
+    GPU: files are read by the threads and grouped by length into batched STFTs.
+    """
+    mel_config = MelConfig.from_dict(config)
+    dev = resolve_device(device)
+    mel = _mel_module(mel_config, dev)
+    hop = mel_config.hop_length
+
+    def finish(job: FeatureJob, m: torch.Tensor) -> np.ndarray:
+        arr = m.float().cpu().numpy()
+        if arr.shape[1] == 0:
+            raise FeatureError(f"{job.wav_path}: shorter than one hop ({hop} samples)")
+        _save_npy(job.out_path, arr)
+        return arr
+
+    results: list[tuple[FeatureJob, np.ndarray, int]] = []
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        if dev.type == "cpu":
+            def one(job: FeatureJob) -> tuple[FeatureJob, np.ndarray, int]:
+                wav = _load(job, mel_config.sample_rate)
+                return job, finish(job, mel.batch([torch.from_numpy(wav)])[0]), len(wav)
+
+            results = list(pool.map(one, jobs))
+        else:
+            wavs = list(pool.map(lambda j: _load(j, mel_config.sample_rate), jobs))
+            max_samples = max(int(batch_seconds * mel_config.sample_rate), 1)
+            for idx in _batches([len(w) for w in wavs], max_samples):
+                outs = mel.batch([torch.from_numpy(wavs[i]) for i in idx])
+                results += list(pool.map(lambda im: (jobs[im[0]], finish(jobs[im[0]], im[1]), len(wavs[im[0]])),
+                                         zip(idx, outs)))
+
+    bin_sum = np.zeros(mel_config.n_mels, dtype=np.float64)
+    bin_sumsq = np.zeros(mel_config.n_mels, dtype=np.float64)
+    train_frames = 0
+    for job, arr, _ in results:
+        if job.split == "train":
+            a64 = arr.astype(np.float64)
+            bin_sum += a64.sum(axis=1)
+            bin_sumsq += np.square(a64).sum(axis=1)
+            train_frames += arr.shape[1]
+    return ShardResult(frames={j.utt_id: a.shape[1] for j, a, _ in results},
+                       num_samples={j.utt_id: n for j, _, n in results},
+                       bin_sum=bin_sum, bin_sumsq=bin_sumsq, train_frames=train_frames)
+
+
+def _save_npy(path: str, arr: np.ndarray) -> None:
+    # Written in place inside the staging folder; the folder as a whole is published atomically.
+    with open(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+
+
+def finalize(results: list[ShardResult], manifest: pd.DataFrame, out_dir: str | Path,
+             config: MelConfig) -> dict[str, Any]:
+    """Aggregate shard results: write stats.npz, mel_config.json, index.csv and summary.json."""
+    out_dir = Path(out_dir)
+    frames: dict[str, int] = {}
+    n_samples: dict[str, int] = {}
+    bin_sum = np.zeros(config.n_mels)
+    bin_sumsq = np.zeros(config.n_mels)
+    count = 0
+    for r in results:
+        frames.update(r.frames)
+        n_samples.update(r.num_samples)
+        bin_sum += r.bin_sum
+        bin_sumsq += r.bin_sumsq
+        count += r.train_frames
+    if count == 0:
+        raise FeatureError("no training frames: the train split is empty (check split fractions)")
+    staged = out_dir / PARTIAL_DIR
+    if sorted(frames) != sorted(p.stem for p in staged.glob("*.npy")):
+        raise FeatureError(f"{staged}: staged features do not match the shard results")
+    mean = bin_sum / count
+    std = np.sqrt(np.maximum(bin_sumsq / count - mean ** 2, 0.0))
+    with atomic_path(out_dir / "stats.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, mean=mean.astype(np.float32), std=std.astype(np.float32), count=np.int64(count))
+    write_text(out_dir / "mel_config.json", config.to_json() + "\n")
+    index = manifest[[c for c in ("utt_id", "speaker", "split") if c in manifest.columns]].copy()
+    index["frames"] = index["utt_id"].map(frames)
+    index["num_samples"] = index["utt_id"].map(n_samples)
+    missing = index[index["frames"].isna()]["utt_id"].tolist()
+    if missing:
+        raise FeatureError(f"features missing for {len(missing)} utterance(s), e.g. {missing[:5]}")
+    index["frames"] = index["frames"].astype(int)
+    index["num_samples"] = index["num_samples"].astype(int)
+    index["mel"] = [f"{MELS_DIR}/{u}.npy" for u in index["utt_id"]]
+    os.replace(staged, out_dir / MELS_DIR)
+    with atomic_path(out_dir / "index.csv") as tmp:
+        index.to_csv(tmp, index=False)
+    total_samples = int(index["num_samples"].sum())
+    summary = {
+        "utterances": int(len(index)),
+        "frames": int(index["frames"].sum()),
+        "train_frames": int(count),
+        "hours": round(total_samples / config.sample_rate / 3600.0, 4),
+        "per_split": {k: int(v) for k, v in index["split"].value_counts().sort_index().items()},
+        "mel": config.to_dict(),
+    }
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def load_stats(features_dir: str | Path) -> dict[str, np.ndarray]:
+    with np.load(Path(features_dir) / "stats.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def extract_features(manifest_csv: str | Path, prepared_dir: str | Path, out_dir: str | Path,
+                     config: MelConfig, *, shard_size: int = 64, device: str = "auto",
+                     batch_seconds: float = 60.0, workers: int = 2) -> dict[str, Any]:
+    """The whole stage without an orchestrator: shards run in a thread pool of ``workers``."""
+    manifest = read_manifest(manifest_csv)
+    jobs = plan_jobs(manifest, prepared_dir, out_dir)
+    start_output(out_dir)
+    shards = shard(jobs, shard_size)
+    torch.set_num_threads(1)
+    results = [extract_shard(s, config.to_dict(), device, batch_seconds, threads=workers) for s in shards]
+    return finalize(results, manifest, out_dir, config)
