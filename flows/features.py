@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._runtime import cli_main, publish, task_runner
 from ganpipe import features as F
+from ganpipe.atomic import write_json
 from ganpipe.config import load_params
 
 PREPARED = Path("data/prepared")
@@ -27,7 +28,7 @@ def extract_shard(jobs: list[F.FeatureJob], config: dict, device: str, batch_sec
 
 @flow(name="features", log_prints=True)
 def features_flow(params_path: str = "params.yaml", prepared_dir: str = str(PREPARED),
-                  out_dir: str = str(FEATURES)) -> dict:
+                  out_dir: str = str(FEATURES), metrics_path: str = "metrics/features.json") -> dict:
     params = load_params(params_path)
     fp = params.features
     mel_config = params.mel_config()
@@ -43,6 +44,7 @@ def features_flow(params_path: str = "params.yaml", prepared_dir: str = str(PREP
     runner_flow = _run_shards.with_options(task_runner=task_runner(fp))
     results = runner_flow(shards, mel_config.to_dict(), fp.device, fp.batch_seconds)
     summary = F.finalize(results, manifest, out_dir, mel_config)
+    write_json(metrics_path, {k: summary[k] for k in ("utterances", "frames", "train_frames", "hours")})
     publish("features-summary", "Features", {
         "utterances": summary["utterances"], "frames": summary["frames"], "hours": summary["hours"],
         "splits": summary["per_split"], "task runner": f"{fp.task_runner} x{fp.workers}",

@@ -19,3 +19,30 @@ def ljspeech_mini() -> Path:
 @pytest.fixture(scope="session")
 def lj_wavs(ljspeech_mini: Path) -> list[Path]:
     return sorted((ljspeech_mini / "wavs").glob("LJ*.wav"))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server (sqlite) for all flow tests of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+def write_params(path: Path, overrides: dict) -> Path:
+    """params.yaml = the repo's params with nested ``overrides`` applied."""
+    import yaml
+
+    data = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+    def merge(base: dict, extra: dict) -> None:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    merge(data, overrides)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -1,0 +1,86 @@
+"""``ganpipe`` command line: one sub-command per pipeline stage, plus helpers.
+
+Stage commands launch the stage's Prefect flow (``python -m flows.<stage>``) in the current
+directory, the project root, where ``params.yaml`` and ``prefect.toml`` live. (The library never
+imports the flows; the CLI starts them as programs, exactly as ``dvc repro`` does.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from ganpipe.config import ConfigError, load_params
+
+app = typer.Typer(
+    name="ganpipe",
+    help="Raw audio corpora -> GAN vocoders -> model registry. Run from the project root; "
+         "every knob is in params.yaml. `dvc repro` runs all stages in order.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ParamsOpt = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file.")
+
+
+def _check(params: Path) -> None:
+    try:
+        load_params(params)
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run_flow(stage: str, params: Path, extra: list[str] | None = None) -> None:
+    _check(params)
+    cmd = [sys.executable, "-m", f"flows.{stage}", "--params", str(params), *(extra or [])]
+    code = subprocess.call(cmd)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def download(params: Path = ParamsOpt) -> None:
+    """Fetch, verify (size + checksum) and safely extract the corpus named by dataset.name into
+    data/raw/<name>/ (resumes interrupted downloads; a verified archive is not fetched again).
+    'demo' is generated offline; 'local' is read in place from dataset.local_dir."""
+    _run_flow("download", params)
+
+
+@app.command()
+def prepare(params: Path = ParamsOpt) -> None:
+    """Mono mix-down, resample to audio.sample_rate (soxr), optional trim/normalisation, skip and
+    report bad files (data/prepared/skipped.csv), split train/valid/test -> data/prepared/manifest.csv."""
+    _run_flow("prepare", params)
+
+
+@app.command()
+def features(params: Path = ParamsOpt) -> None:
+    """Log-mel features of every prepared utterance with the project's one mel (params 'mel'),
+    plus train-split statistics -> data/features/ (threads, or Dask with features.task_runner)."""
+    _run_flow("features", params)
+
+
+@app.command("params")
+def show_params(params: Path = ParamsOpt) -> None:
+    """Validate params.yaml and print the resolved configuration (presets expanded) as JSON."""
+    _check(params)
+    p = load_params(params)
+    out = p.model_dump(mode="json")
+    out["mel"] = p.mel_config().to_dict()
+    typer.echo(json.dumps(out, indent=2))
+
+
+@app.command()
+def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc repro`.")) -> None:
+    """Run the whole pipeline with DVC (`dvc repro`): only stages whose inputs changed re-run."""
+    _check(Path("params.yaml"))
+    raise typer.Exit(subprocess.call(["dvc", "repro", *(args or [])]))
+
+
+if __name__ == "__main__":
+    app()
