@@ -25,7 +25,13 @@ from ganpipe.datasets import demo, download, extract, registry
 DOWNLOAD_CACHE = Path("data/cache/downloads")
 
 
-@task(name="fetch-archive", cache_policy=NO_CACHE)
+def _retry_if_transient(task, task_run, state) -> bool:
+    """Retry broken transfers (they resume); never retry wrong bytes (checksum/size mismatch)."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return not isinstance(exc, download.IntegrityError)
+
+
+@task(name="fetch-archive", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient)
 def fetch_archive(spec: registry.ArchiveSpec, dest: Path, url: str, chunk_bytes: int, timeout: float) -> Path:
     return download.fetch(url, dest, size_bytes=spec.size_bytes, checksum_algo=spec.checksum_algo,
                           checksum=spec.checksum, chunk_bytes=chunk_bytes, timeout=timeout)

@@ -38,7 +38,7 @@ class DemoParams(_Strict):
     """The embedded, synthetic default corpus (see ganpipe/datasets/demo.py)."""
 
     n_speakers: int = Field(4, ge=1, le=64)
-    utterances_per_speaker: int = Field(12, ge=1, le=10_000)
+    utterances_per_speaker: int = Field(20, ge=1, le=10_000)
     min_seconds: float = Field(1.5, gt=0.1)
     max_seconds: float = Field(4.0, gt=0.1)
     sample_rate: int = Field(22050, ge=8000, le=96000)

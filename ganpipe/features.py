@@ -71,7 +71,7 @@ def read_manifest(manifest_csv: str | Path) -> pd.DataFrame:
     manifest_csv = Path(manifest_csv)
     if not manifest_csv.is_file():
         raise FeatureError(f"manifest not found: {manifest_csv} (run the prepare stage first)")
-    df = pd.read_csv(manifest_csv, dtype={"utt_id": str, "speaker": str, "split": str})
+    df = pd.read_csv(manifest_csv, keep_default_na=False, dtype={"utt_id": str, "speaker": str, "split": str})
     missing = {"utt_id", "path", "split"} - set(df.columns)
     if missing:
         raise FeatureError(f"{manifest_csv}: missing column(s) {sorted(missing)}")

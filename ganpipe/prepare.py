@@ -1,0 +1,423 @@
+"""The prepare stage: raw corpus files -> clean, resampled, normalised WAVs + manifest + split.
+
+Per file (:func:`prepare_file`), in this order:
+
+1. read with :func:`ganpipe.audio.read_audio` and mix down to mono (channel mean);
+2. skip (raise :class:`SkipFile`) when the file is missing, empty, unreadable/corrupt, has
+   non-finite samples (NaN/inf), or is silent (peak below ``audio.silence_threshold_db`` dBFS);
+3. optionally trim leading/trailing silence (``trim_silence``): frame RMS (25 ms frames, 10 ms
+   hop) compared with the loudest frame; frames more than ``trim_top_db`` below it at either end
+   are cut, keeping a margin of :data:`TRIM_MARGIN_SECONDS`;
+4. skip when the (trimmed) audio is shorter than ``min_seconds`` or longer than ``max_seconds``;
+5. resample to ``audio.sample_rate`` (:func:`ganpipe.audio.resample`, soxr VHQ);
+6. normalise: ``peak`` scales the peak to ``peak_db`` dBFS; ``loudness`` scales the ITU-R
+   BS.1770-4 integrated loudness (pyloudnorm) to ``loudness_lufs`` and then, if that pushes the
+   peak above ``peak_db``, lowers the gain so the peak sits at ``peak_db`` (no clipping; the file is
+   then quieter than the target and counted as ``loudness_limited`` in the summary);
+7. write a 16-bit PCM or 32-bit float WAV atomically.
+
+:func:`prepare_corpus` runs that over a corpus in a thread pool (soxr, libsndfile and numpy release
+the GIL), then :func:`write_outputs` assigns the splits (:mod:`ganpipe.split`) and writes, each
+atomically, under ``out_dir``:
+
+* ``wavs/<speaker>/<utt_id>.wav``
+* ``manifest.csv``: utt_id, speaker, path (relative to out_dir), duration, sample_rate,
+  num_samples, split, source_path, text -- one row per prepared file, sorted by utt_id
+  (read it back with :func:`read_manifest`);
+* ``skipped.csv``: source_path, utt_id, reason (a code from :data:`SKIP_REASONS`), detail (the
+  precise message) -- always written, a header only when nothing was skipped;
+* ``summary.json``: counts and hours per split and per speaker, skipped files per reason, and the
+  settings used.
+
+A bad input file never stops the stage and is never dropped silently: it is listed in
+``skipped.csv``. Anything else that goes wrong (a bug, a full disk) raises :class:`PrepareError`
+naming the file. If every file is skipped, :class:`PrepareError` is raised after ``skipped.csv``
+is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ganpipe.atomic import atomic_path, write_json
+from ganpipe.audio import AudioError, read_audio, resample, write_audio
+from ganpipe.config import AudioParams, SplitParams
+from ganpipe.datasets.types import SourceUtterance
+from ganpipe.split import SPLITS, assign_splits
+
+TRIM_MARGIN_SECONDS = 0.05
+TRIM_FRAME_SECONDS = 0.025
+TRIM_HOP_SECONDS = 0.010
+LOUDNESS_BLOCK_SECONDS = 0.4  # BS.1770 gating block: the shortest audio whose loudness is defined
+
+SKIP_REASONS = ("missing", "empty", "unreadable", "non_finite", "silent", "too_short", "too_long")
+MANIFEST_COLUMNS = ["utt_id", "speaker", "path", "duration", "sample_rate", "num_samples", "split",
+                    "source_path", "text"]
+SKIPPED_COLUMNS = ["source_path", "utt_id", "reason", "detail"]
+MANIFEST_FILE = "manifest.csv"
+SKIPPED_FILE = "skipped.csv"
+SUMMARY_FILE = "summary.json"
+WAVS_DIR = "wavs"
+
+
+class SkipFile(Exception):
+    """A source file that cannot be used; ``reason`` is a code from :data:`SKIP_REASONS`."""
+
+    def __init__(self, reason: str, detail: str):
+        if reason not in SKIP_REASONS:
+            raise ValueError(f"unknown skip reason {reason!r}")
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[SkipFile], tuple[str, str]]:  # picklable across processes
+        return (SkipFile, (self.reason, self.detail))
+
+
+class PrepareError(RuntimeError):
+    """The prepare stage as a whole cannot go on (message names the file or the cause)."""
+
+
+@dataclass(frozen=True)
+class PreparedInfo:
+    """One written file. ``path`` is the output path as given to :func:`prepare_file`."""
+
+    utt_id: str
+    speaker: str
+    path: str
+    duration: float
+    sample_rate: int
+    num_samples: int
+    source_path: str
+    text: str
+    source_sample_rate: int
+    source_channels: int
+    source_seconds: float
+    trimmed_seconds: float  # audio removed by silence trimming (source time)
+    gain_db: float  # normalisation gain applied (0 when normalize is 'none')
+    peak_dbfs: float  # peak of the written audio
+    loudness_limited: bool  # loudness mode: gain lowered to keep the peak at peak_db
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    utt_id: str
+    speaker: str
+    source_path: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    out_dir: Path
+    manifest: pd.DataFrame  # MANIFEST_COLUMNS
+    skipped: pd.DataFrame  # SKIPPED_COLUMNS
+    summary: dict[str, Any]
+    prepared: list[PreparedInfo]  # sorted by utt_id, in manifest order
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / MANIFEST_FILE
+
+    @property
+    def skipped_path(self) -> Path:
+        return self.out_dir / SKIPPED_FILE
+
+    @property
+    def summary_path(self) -> Path:
+        return self.out_dir / SUMMARY_FILE
+
+
+# --------------------------------------------------------------------------------------------
+# one file
+# --------------------------------------------------------------------------------------------
+def _db(x: float) -> float:
+    return float(20.0 * np.log10(x)) if x > 0 else float("-inf")
+
+
+def trim_bounds(wav: np.ndarray, sample_rate: int, top_db: float,
+                margin_seconds: float = TRIM_MARGIN_SECONDS) -> tuple[int, int]:
+    """``(start, end)`` of ``wav`` without leading/trailing frames more than ``top_db`` below the
+    loudest frame (frame RMS, 25 ms frames every 10 ms), widened by ``margin_seconds`` each side."""
+    n = wav.size
+    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
+    if n <= frame:
+        return 0, n
+    starts = np.arange(0, n - frame + hop, hop)
+    ends = np.minimum(starts + frame, n)
+    csum = np.concatenate([[0.0], np.cumsum(wav.astype(np.float64) ** 2)])
+    power = (csum[ends] - csum[starts]) / (ends - starts)
+    loud = power > power.max() * 10.0 ** (-top_db / 10.0)
+    idx = np.flatnonzero(loud)
+    if idx.size == 0:
+        return 0, n
+    margin = int(round(margin_seconds * sample_rate))
+    return max(0, int(starts[idx[0]]) - margin), min(n, int(ends[idx[-1]]) + margin)
+
+
+def _integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
+    import pyloudnorm  # local import: only the loudness mode needs it
+
+    meter = pyloudnorm.Meter(sample_rate)  # one meter per call: Meter keeps per-call state
+    return float(meter.integrated_loudness(wav.astype(np.float64)))
+
+
+def _normalise(wav: np.ndarray, sample_rate: int, audio: AudioParams) -> tuple[np.ndarray, float, bool]:
+    """Return ``(audio, gain_db, limited)``."""
+    if audio.normalize == "none":
+        return wav, 0.0, False
+    peak = float(np.max(np.abs(wav)))
+    ceiling = 10.0 ** (audio.peak_db / 20.0)
+    if audio.normalize == "peak":
+        gain = ceiling / peak
+        return (wav * gain).astype(np.float32), _db(gain), False
+    if wav.size < LOUDNESS_BLOCK_SECONDS * sample_rate:
+        raise SkipFile("too_short", f"{wav.size / sample_rate:.3f} s: loudness normalisation needs at "
+                                    f"least {LOUDNESS_BLOCK_SECONDS} s (one BS.1770 gating block)")
+    lufs = _integrated_loudness(wav, sample_rate)
+    if not np.isfinite(lufs):
+        raise SkipFile("silent", "integrated loudness is below the -70 LUFS absolute gate")
+    gain = 10.0 ** ((audio.loudness_lufs - lufs) / 20.0)
+    limited = peak * gain > ceiling
+    if limited:
+        gain = ceiling / peak
+    return (wav * gain).astype(np.float32), _db(gain), bool(limited)
+
+
+def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams) -> PreparedInfo:
+    """Prepare one source file and write it to ``out_path`` (atomically).
+
+    Raises :class:`SkipFile` when the input cannot be used; nothing is written then.
+    """
+    src = Path(utt.path)
+    try:
+        size = src.stat().st_size
+    except FileNotFoundError:
+        raise SkipFile("missing", "file not found") from None
+    except OSError as exc:
+        raise SkipFile("unreadable", f"cannot stat file ({exc.strerror or exc})") from None
+    if size == 0:
+        raise SkipFile("empty", "file is empty (0 bytes)")
+    try:
+        data, sr_in = read_audio(src, mono=False)
+    except AudioError as exc:
+        raise SkipFile("unreadable", exc.reason) from None
+    n_frames, channels = data.shape
+    if n_frames == 0:
+        raise SkipFile("empty", "no audio samples")
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise SkipFile("non_finite", f"{bad} non-finite (NaN/inf) sample(s)")
+    wav = data.mean(axis=1, dtype=np.float64).astype(np.float32) if channels > 1 else data[:, 0]
+    source_seconds = n_frames / sr_in
+    peak_in = _db(float(np.max(np.abs(wav))))
+    if peak_in < audio.silence_threshold_db:
+        raise SkipFile("silent", f"peak {peak_in:.1f} dBFS is below silence_threshold_db "
+                                 f"{audio.silence_threshold_db:g} dBFS")
+    trimmed = 0
+    if audio.trim_silence:
+        start, end = trim_bounds(wav, sr_in, audio.trim_top_db)
+        trimmed = n_frames - (end - start)
+        wav = wav[start:end]
+    seconds = wav.size / sr_in
+    what = " after trimming" if trimmed else ""
+    if seconds < audio.min_seconds:
+        raise SkipFile("too_short", f"{seconds:.3f} s{what} < min_seconds {audio.min_seconds:g} s")
+    if seconds > audio.max_seconds:
+        raise SkipFile("too_long", f"{seconds:.3f} s{what} > max_seconds {audio.max_seconds:g} s")
+    wav = resample(np.ascontiguousarray(wav), sr_in, audio.sample_rate)
+    wav, gain_db, limited = _normalise(wav, audio.sample_rate, audio)
+    write_audio(out_path, wav, audio.sample_rate, fmt=audio.output_format)
+    written = np.clip(wav, -1.0, 1.0) if audio.output_format == "pcm16" else wav
+    return PreparedInfo(
+        utt_id=utt.utt_id, speaker=utt.speaker, path=str(out_path),
+        duration=wav.size / audio.sample_rate, sample_rate=audio.sample_rate, num_samples=int(wav.size),
+        source_path=str(utt.path), text=utt.text, source_sample_rate=int(sr_in),
+        source_channels=int(channels), source_seconds=source_seconds, trimmed_seconds=trimmed / sr_in,
+        gain_db=gain_db, peak_dbfs=_db(float(np.max(np.abs(written)))), loudness_limited=limited)
+
+
+# --------------------------------------------------------------------------------------------
+# corpus
+# --------------------------------------------------------------------------------------------
+def output_path(out_dir: Path, utt: SourceUtterance) -> Path:
+    """Where :func:`prepare_corpus` writes ``utt``: ``out_dir/wavs/<speaker>/<utt_id>.wav``."""
+    return Path(out_dir) / WAVS_DIR / utt.speaker / f"{utt.utt_id}.wav"
+
+
+def _check_name(kind: str, value: str, utt: SourceUtterance) -> None:
+    if (not value or value in (".", "..") or value.startswith(".") or "/" in value or "\\" in value
+            or "\x00" in value):
+        raise PrepareError(f"{utt.path}: {kind} {value!r} of utterance '{utt.utt_id}' cannot be "
+                           "used as a file name")
+
+
+def check_corpus(utterances: list[SourceUtterance], split: SplitParams) -> None:
+    """Checks to run before any audio is touched: at least one utterance, ids and speakers usable
+    as file names, no duplicate ids (:class:`PrepareError`), and a split list file that covers the
+    corpus exactly (:class:`ganpipe.split.SplitError`)."""
+    if not utterances:
+        raise PrepareError("no source utterances to prepare")
+    seen: dict[str, str] = {}
+    for utt in utterances:
+        _check_name("utt_id", utt.utt_id, utt)
+        _check_name("speaker", utt.speaker, utt)
+        if utt.utt_id in seen:
+            raise PrepareError(f"duplicate utterance id '{utt.utt_id}': {seen[utt.utt_id]} and {utt.path}")
+        seen[utt.utt_id] = utt.path
+    if split.list_file:
+        assign_splits([(u.utt_id, u.speaker) for u in utterances], split)
+
+
+def clean_outputs(out_dir: Path) -> None:
+    """Remove what a previous run left in ``out_dir``: the wavs folder, manifest, skipped list,
+    summary and stray temporary files of interrupted atomic writes."""
+    out_dir = Path(out_dir)
+    wavs = out_dir / WAVS_DIR
+    if wavs.is_dir() and not wavs.is_symlink():
+        shutil.rmtree(wavs)
+    elif wavs.exists() or wavs.is_symlink():
+        wavs.unlink()
+    for name in (MANIFEST_FILE, SKIPPED_FILE, SUMMARY_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+    if out_dir.is_dir():
+        for stray in out_dir.glob(".*.tmp-*"):
+            if stray.is_file():
+                stray.unlink()
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a ``manifest.csv`` back with the right types (ids and text stay strings)."""
+    return pd.read_csv(path, keep_default_na=False,
+                       dtype={"utt_id": str, "speaker": str, "path": str, "split": str,
+                              "source_path": str, "text": str, "sample_rate": int,
+                              "num_samples": int, "duration": float})
+
+
+def _summary(prepared: list[PreparedInfo], splits: Mapping[str, str], skipped: list[SkippedFile],
+             audio: AudioParams | None) -> dict[str, Any]:
+    def block(items: Iterable[PreparedInfo]) -> dict[str, Any]:
+        items = list(items)
+        seconds = sum(p.duration for p in items)
+        return {"utterances": len(items), "seconds": round(seconds, 3), "hours": round(seconds / 3600, 6)}
+
+    speakers = sorted({p.speaker for p in prepared})
+    summary: dict[str, Any] = {
+        **block(prepared),
+        "source_files": len(prepared) + len(skipped),
+        "splits": {s: block(p for p in prepared if splits[p.utt_id] == s) for s in SPLITS},
+        "speakers": {
+            spk: {**block(p for p in prepared if p.speaker == spk),
+                  **{s: sum(1 for p in prepared if p.speaker == spk and splits[p.utt_id] == s)
+                     for s in SPLITS}}
+            for spk in speakers},
+        "skipped": {"total": len(skipped),
+                    "by_reason": dict(sorted(Counter(s.reason for s in skipped).items()))},
+        "trimmed_seconds": round(sum(p.trimmed_seconds for p in prepared), 3),
+        "loudness_limited": sum(1 for p in prepared if p.loudness_limited),
+    }
+    if audio is not None:
+        summary["audio"] = audio.model_dump()
+    return summary
+
+
+def write_outputs(out_dir: Path, prepared: list[PreparedInfo], skipped: list[SkippedFile],
+                  split: SplitParams, audio: AudioParams | None = None) -> PrepareResult:
+    """Assign splits and write ``skipped.csv``, ``manifest.csv`` and ``summary.json`` (atomically).
+
+    ``prepared`` paths must lie under ``out_dir``. Raises :class:`PrepareError` when ``prepared`` is
+    empty (``skipped.csv`` is written first).
+    """
+    out_dir = Path(out_dir)
+    skipped = sorted(skipped, key=lambda s: (s.utt_id, s.source_path))
+    skipped_df = pd.DataFrame([[s.source_path, s.utt_id, s.reason, s.detail] for s in skipped],
+                              columns=SKIPPED_COLUMNS)
+    _write_csv(out_dir / SKIPPED_FILE, skipped_df)
+    if not prepared:
+        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(Counter(s.reason for s in skipped).items()))
+        raise PrepareError(f"all {len(skipped)} source files were skipped ({reasons or 'no input files'}); "
+                           f"see {out_dir / SKIPPED_FILE}")
+    prepared = sorted(prepared, key=lambda p: p.utt_id)
+    splits = assign_splits([(p.utt_id, p.speaker) for p in prepared], split,
+                           ignore_ids={s.utt_id for s in skipped})
+    rows = [[p.utt_id, p.speaker, Path(os.path.relpath(p.path, out_dir)).as_posix(), round(p.duration, 6),
+             p.sample_rate, p.num_samples, splits[p.utt_id], p.source_path, p.text] for p in prepared]
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    _write_csv(out_dir / MANIFEST_FILE, manifest)
+    summary = _summary(prepared, splits, skipped, audio)
+    write_json(out_dir / SUMMARY_FILE, summary)
+    return PrepareResult(out_dir=out_dir, manifest=manifest, skipped=skipped_df, summary=summary,
+                         prepared=prepared)
+
+
+def prepare_shard(utterances: list[SourceUtterance], out_dir: Path, audio: AudioParams
+                  ) -> list[PreparedInfo | SkippedFile]:
+    """Prepare a batch of utterances one after the other (a unit of work for a task runner);
+    each into :func:`output_path`. Bad inputs come back as :class:`SkippedFile`."""
+    return [_prepare_one(utt, Path(out_dir), audio) for utt in utterances]
+
+
+def _prepare_one(utt: SourceUtterance, out_dir: Path, audio: AudioParams) -> PreparedInfo | SkippedFile:
+    try:
+        return prepare_file(utt, output_path(out_dir, utt), audio)
+    except SkipFile as skip:
+        return SkippedFile(utt.utt_id, utt.speaker, str(utt.path), skip.reason, skip.detail)
+    except Exception as exc:
+        raise PrepareError(f"{utt.path}: unexpected error while preparing '{utt.utt_id}': "
+                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def prepare_corpus(utterances: list[SourceUtterance], out_dir: Path, audio: AudioParams,
+                   split: SplitParams, workers: int = 2, progress: bool = True) -> PrepareResult:
+    """Prepare every utterance into ``out_dir`` (see the module doc for the outputs).
+
+    Stale outputs of an earlier run are removed first. A split list file is checked against the
+    whole corpus before any audio is processed.
+    """
+    out_dir = Path(out_dir)
+    utterances = list(utterances)
+    check_corpus(utterances, split)
+    clean_outputs(out_dir)
+    (out_dir / WAVS_DIR).mkdir(parents=True, exist_ok=True)
+
+    results: list[PreparedInfo | SkippedFile | None] = [None] * len(utterances)
+    bar = tqdm(total=len(utterances), desc="prepare", unit="file", disable=not progress)
+    try:
+        if workers <= 1:
+            for i, utt in enumerate(utterances):
+                results[i] = _prepare_one(utt, out_dir, audio)
+                bar.update(1)
+        else:
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
+            try:
+                futures: dict[Future[PreparedInfo | SkippedFile], int] = {
+                    pool.submit(_prepare_one, utt, out_dir, audio): i for i, utt in enumerate(utterances)}
+                for fut in as_completed(futures):
+                    results[futures[fut]] = fut.result()
+                    bar.update(1)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+
+    prepared = [r for r in results if isinstance(r, PreparedInfo)]
+    skipped = [r for r in results if isinstance(r, SkippedFile)]
+    return write_outputs(out_dir, prepared, skipped, split, audio)
