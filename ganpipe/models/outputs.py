@@ -1,0 +1,38 @@
+"""What every discriminator in ganpipe returns."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch import Tensor
+
+
+class DiscriminatorOutput(NamedTuple):
+    """Outputs of a (possibly multi-part) discriminator on one batch.
+
+    logits:
+        One tensor per sub-discriminator (period / scale / the single network), each of shape
+        ``(B, N)``: ``N`` patch logits flattened (``N == 1`` for a global discriminator).
+        Unbounded scores; the loss (LSGAN, hinge, WGAN or BCE-with-logits) is the trainer's.
+    features:
+        Per sub-discriminator, the hidden activations after each non-linearity, in order, for
+        feature-matching losses. The final logit map is *not* repeated here.
+    class_logits:
+        Per sub-discriminator, ``(B, n_classes)`` scores of the auxiliary classifier (AC-GAN),
+        or ``None`` when the discriminator has no classifier head.
+    """
+
+    logits: list[Tensor]
+    features: list[list[Tensor]]
+    class_logits: list[Tensor] | None
+
+
+def merge_outputs(parts: list[DiscriminatorOutput]) -> DiscriminatorOutput:
+    """Concatenate the per-sub-discriminator lists of several outputs, in order."""
+    logits = [t for part in parts for t in part.logits]
+    features = [f for part in parts for f in part.features]
+    has_classes = [part.class_logits is not None for part in parts]
+    if any(has_classes) and not all(has_classes):
+        raise ValueError("cannot merge outputs with and without class logits")
+    class_logits = [t for part in parts for t in (part.class_logits or [])] if all(has_classes) else None
+    return DiscriminatorOutput(logits, features, class_logits)

@@ -1,0 +1,229 @@
+"""The model registry: variant name + overrides -> :class:`~ganpipe.models.bundle.ModelBundle`.
+
+Every variant has a frozen config dataclass holding the reference hyper-parameters; keyword
+overrides replace fields (lists become tuples) and are validated by the config itself.
+:data:`TINY_OVERRIDES` shrinks each variant (channels / layers, never the hop length or output
+shape) so that tests can train every variant for a few CPU steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .bundle import AdversarialLoss, ModelBundle, TensorSpec
+from .conditioning_options import ClassConditioningOptions, SpeakerConditioningOptions
+from .hifigan import HIFIGAN_V1, HIFIGAN_V2, HIFIGAN_V3, HiFiGANConfig, HiFiGANGenerator
+from .hifigan import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from .mel_mlp_gan import MelMLPDiscriminator, MelMLPGANConfig, MelMLPGenerator
+from .melgan import MelGANConfig, MelGANGenerator, MelGANMultiScaleDiscriminator
+from .multiband_melgan import MultiBandMelGANConfig, MultiBandMelGANGenerator
+from .parallel_wavegan import ParallelWaveGANConfig, ParallelWaveGANDiscriminator, ParallelWaveGANGenerator
+from .specgan import SpecGANConfig, SpecGANDiscriminator, SpecGANGenerator
+from .wavegan import WaveGANConfig, WaveGANDiscriminator, WaveGANGenerator
+
+
+def _vocoder_bundle(
+    variant: str,
+    config: Any,
+    generator: nn.Module,
+    discriminators: dict[str, nn.Module],
+    loss: AdversarialLoss,
+) -> ModelBundle:
+    options: SpeakerConditioningOptions = config
+    return ModelBundle(
+        variant=variant,
+        kind="vocoder",
+        generator=generator,
+        discriminators=nn.ModuleDict(discriminators),
+        sample_rate=config.sample_rate,
+        hop_length=config.hop_length,
+        min_frames=generator.min_frames,
+        input_spec=TensorSpec("mel", (config.n_mels, None)),
+        output_spec=TensorSpec("waveform", (1, None)),
+        conditioning="speaker" if options.n_speakers else "none",
+        n_classes=options.n_speakers,
+        discriminator_uses_labels=options.discriminator_projection,
+        discriminator_classifies=options.discriminator_aux_classifier,
+        adversarial_loss=loss,
+        config=dataclasses.asdict(config),
+    )
+
+
+def _latent_bundle(
+    variant: str,
+    config: Any,
+    generator: nn.Module,
+    discriminators: dict[str, nn.Module],
+    output_spec: TensorSpec,
+    loss: AdversarialLoss,
+) -> ModelBundle:
+    options: ClassConditioningOptions = config
+    return ModelBundle(
+        variant=variant,
+        kind="unconditional",
+        generator=generator,
+        discriminators=nn.ModuleDict(discriminators),
+        sample_rate=config.sample_rate,
+        hop_length=None,
+        min_frames=None,
+        input_spec=TensorSpec("latent", (config.latent_dim,)),
+        output_spec=output_spec,
+        conditioning="class" if options.n_classes else "none",
+        n_classes=options.n_classes,
+        discriminator_uses_labels=options.discriminator_projection,
+        discriminator_classifies=options.discriminator_aux_classifier,
+        adversarial_loss=loss,
+        config=dataclasses.asdict(config),
+    )
+
+
+def _hifigan(variant: str, config: HiFiGANConfig) -> ModelBundle:
+    conditioning = config.discriminator_conditioning()
+    divisor = config.discriminator_channel_divisor
+    return _vocoder_bundle(
+        variant,
+        config,
+        HiFiGANGenerator(config),
+        {
+            "mpd": MultiPeriodDiscriminator(config.mpd_periods, conditioning, divisor),
+            "msd": MultiScaleDiscriminator(config.msd_scales, conditioning, divisor),
+        },
+        "lsgan",
+    )
+
+
+def _melgan(variant: str, config: MelGANConfig) -> ModelBundle:
+    discriminator = MelGANMultiScaleDiscriminator(
+        config.discriminator_scales,
+        config.discriminator_conditioning(),
+        config.discriminator_channels,
+        config.discriminator_max_channels,
+        config.discriminator_downsample_scales,
+    )
+    return _vocoder_bundle(variant, config, MelGANGenerator(config), {"msd": discriminator}, "hinge")
+
+
+def _multiband_melgan(variant: str, config: MultiBandMelGANConfig) -> ModelBundle:
+    discriminator = MelGANMultiScaleDiscriminator(
+        config.discriminator_scales,
+        config.discriminator_conditioning(),
+        config.discriminator_channels,
+        config.discriminator_max_channels,
+        config.discriminator_downsample_scales,
+    )
+    return _vocoder_bundle(variant, config, MultiBandMelGANGenerator(config), {"msd": discriminator}, "lsgan")
+
+
+def _parallel_wavegan(variant: str, config: ParallelWaveGANConfig) -> ModelBundle:
+    discriminator = ParallelWaveGANDiscriminator(
+        config.discriminator_conditioning(),
+        config.discriminator_layers,
+        config.discriminator_channels,
+        config.discriminator_kernel_size,
+    )
+    return _vocoder_bundle(variant, config, ParallelWaveGANGenerator(config), {"pwg": discriminator}, "lsgan")
+
+
+def _wavegan(variant: str, config: WaveGANConfig) -> ModelBundle:
+    return _latent_bundle(
+        variant,
+        config,
+        WaveGANGenerator(config),
+        {"wavegan": WaveGANDiscriminator(config)},
+        TensorSpec("waveform", (1, config.output_length)),
+        "wgan-gp",
+    )
+
+
+def _specgan(variant: str, config: SpecGANConfig) -> ModelBundle:
+    size = config.image_size
+    return _latent_bundle(
+        variant,
+        config,
+        SpecGANGenerator(config),
+        {"specgan": SpecGANDiscriminator(config)},
+        TensorSpec("log_magnitude", (1, size, size)),
+        "wgan-gp",
+    )
+
+
+def _mel_mlp_gan(variant: str, config: MelMLPGANConfig) -> ModelBundle:
+    return _latent_bundle(
+        variant,
+        config,
+        MelMLPGenerator(config),
+        {"mlp": MelMLPDiscriminator(config)},
+        TensorSpec("mel_frame", (config.n_mels,)),
+        "bce",
+    )
+
+
+@dataclass(frozen=True)
+class _Variant:
+    default: Any
+    build: Callable[[str, Any], ModelBundle]
+
+
+_REGISTRY: dict[str, _Variant] = {
+    "hifigan_v1": _Variant(HIFIGAN_V1, _hifigan),
+    "hifigan_v2": _Variant(HIFIGAN_V2, _hifigan),
+    "hifigan_v3": _Variant(HIFIGAN_V3, _hifigan),
+    "melgan": _Variant(MelGANConfig(), _melgan),
+    "multiband_melgan": _Variant(MultiBandMelGANConfig(), _multiband_melgan),
+    "parallel_wavegan": _Variant(ParallelWaveGANConfig(), _parallel_wavegan),
+    "wavegan": _Variant(WaveGANConfig(), _wavegan),
+    "specgan": _Variant(SpecGANConfig(), _specgan),
+    "mel_mlp_gan": _Variant(MelMLPGANConfig(), _mel_mlp_gan),
+}
+
+VARIANTS: frozenset[str] = frozenset(_REGISTRY)
+
+TINY_OVERRIDES: dict[str, dict[str, Any]] = {
+    "hifigan_v1": {"upsample_initial_channel": 32, "discriminator_channel_divisor": 32},
+    "hifigan_v2": {"upsample_initial_channel": 16, "discriminator_channel_divisor": 32},
+    "hifigan_v3": {"upsample_initial_channel": 16, "discriminator_channel_divisor": 32},
+    "melgan": {"ngf": 2, "discriminator_channels": 4, "discriminator_max_channels": 16},
+    "multiband_melgan": {"channels": 16, "discriminator_channels": 4, "discriminator_max_channels": 16},
+    "parallel_wavegan": {
+        "layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8,
+        "discriminator_layers": 4, "discriminator_channels": 8,
+    },
+    "wavegan": {"model_size": 2},
+    "specgan": {"model_size": 2},
+    "mel_mlp_gan": {"generator_hidden": (16, 32), "discriminator_hidden": (32, 16)},
+}
+
+
+def _as_tuples(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(item) for item in value)
+    return value
+
+
+def default_config(variant: str) -> Any:
+    """The reference configuration dataclass of ``variant``."""
+    if variant not in _REGISTRY:
+        raise ValueError(f"unknown model variant {variant!r}; allowed: {', '.join(sorted(VARIANTS))}")
+    return _REGISTRY[variant].default
+
+
+def build(variant: str, **overrides: Any) -> ModelBundle:
+    """Build ``variant`` with its reference hyper-parameters, replaced by ``overrides``.
+
+    Raises ``ValueError`` for an unknown variant (listing the allowed names), an unknown override
+    (listing the variant's fields) or an invalid combination of values.
+    """
+    defaults = default_config(variant)
+    fields = {f.name for f in dataclasses.fields(defaults)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) for model {variant!r}: {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}"
+        )
+    config = dataclasses.replace(defaults, **{k: _as_tuples(v) for k, v in overrides.items()})
+    return _REGISTRY[variant].build(variant, config)
