@@ -41,7 +41,11 @@ def publish(key: str, title: str, rows: dict[str, Any], extra: str = "") -> None
 
 def cli_main(flow_fn: Callable[..., Any], description: str) -> None:
     """``python -m flows.<stage> [--params params.yaml]`` entry point; config errors exit 2."""
-    ap = argparse.ArgumentParser(description=description)
+    run_cli(flow_fn, argparse.ArgumentParser(description=description))
+
+
+def run_cli(flow_fn: Callable[..., Any], ap: argparse.ArgumentParser,
+            extra: Callable[[argparse.Namespace], dict[str, Any]] | None = None) -> None:
     ap.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     args = ap.parse_args()
     try:
@@ -50,7 +54,7 @@ def cli_main(flow_fn: Callable[..., Any], description: str) -> None:
         raise SystemExit(f"error: {exc}") from None
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
-        flow_fn(params_path=str(Path(args.params)))
+        flow_fn(params_path=str(Path(args.params)), **(extra(args) if extra else {}))
     except Exception as exc:  # the flow's logs above hold the details and traceback
         print(f"error: {flow_fn.__name__} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

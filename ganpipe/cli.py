@@ -8,6 +8,7 @@ imports the flows; the CLI starts them as programs, exactly as ``dvc repro`` doe
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,46 @@ def features(params: Path = ParamsOpt) -> None:
     """Log-mel features of every prepared utterance with the project's one mel (params 'mel'),
     plus train-split statistics -> data/features/ (threads, or Dask with features.task_runner)."""
     _run_flow("features", params)
+
+
+@app.command()
+def train(
+    params: Path = ParamsOpt,
+    nproc_per_node: int = typer.Option(1, help="Processes per node: >1 trains with DDP under torchrun."),
+    nnodes: int = typer.Option(1, help="Number of nodes (torchrun --nnodes)."),
+    node_rank: int = typer.Option(0, help="This node's rank (torchrun --node-rank)."),
+    master_addr: str = typer.Option("127.0.0.1", help="Rendezvous host (torchrun --master-addr)."),
+    master_port: int = typer.Option(29500, help="Rendezvous port (torchrun --master-port)."),
+) -> None:
+    """Train model.variant on data/features (+ data/prepared audio). Resumes from checkpoints/
+    after a kill; CUDA when available; logs to MLflow; writes models/generator.pt and
+    metrics/train.json. Several processes/nodes: DDP via torchrun."""
+    _run_flow("train", params, [f"--nproc-per-node={nproc_per_node}", f"--nnodes={nnodes}",
+                                f"--node-rank={node_rank}", f"--master-addr={master_addr}",
+                                f"--master-port={master_port}"])
+
+
+@app.command()
+def preset(
+    action: str = typer.Argument(..., help="flags | apply"),
+    config: str = typer.Argument(..., help="A file in configs/ (path or name, e.g. ljspeech_hifigan_v1)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Use a ready configuration from configs/. 'flags' prints -S arguments for an experiment:
+    dvc exp run $(ganpipe preset flags ljspeech_hifigan_v1); 'apply' merges it into params.yaml."""
+    from ganpipe import presets
+
+    try:
+        if action == "flags":
+            typer.echo(" ".join(shlex.quote(a) for a in presets.flags(config, params)))
+        elif action == "apply":
+            presets.apply(config, params)
+            typer.echo(f"{params}: applied {config}")
+        else:
+            raise ConfigError(f"unknown action {action!r}; allowed: flags, apply")
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("params")

@@ -172,6 +172,76 @@ class FeaturesParams(_Strict):
     batch_seconds: float = Field(60.0, gt=0.0)
 
 
+# --------------------------------------------------------------------------------------------
+# model, train
+# --------------------------------------------------------------------------------------------
+VariantName = Literal["hifigan_v1", "hifigan_v2", "hifigan_v3", "melgan", "multiband_melgan",
+                      "parallel_wavegan", "wavegan", "specgan", "mel_mlp_gan"]
+Auto = Literal["auto"]
+
+
+class ModelParams(_Strict):
+    variant: VariantName = "hifigan_v3"
+    # Architecture overrides passed to ganpipe.models.build (e.g. upsample_initial_channel: 128);
+    # unknown names fail at build time with the variant's allowed options.
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    # Conditioning on speaker (vocoders) / class (wavegan, specgan) labels from the manifest.
+    conditioning: Literal["none", "labels"] = "none"
+    # Auxiliary classifier loss on the discriminators (AC-GAN); needs conditioning: labels.
+    ac_gan: bool = False
+
+    @model_validator(mode="after")
+    def _ac(self) -> "ModelParams":
+        if self.ac_gan and self.conditioning == "none":
+            raise ValueError("model.ac_gan needs model.conditioning: labels")
+        return self
+
+
+class TrainParams(_Strict):
+    """Training loop knobs. ``auto`` takes the value of the variant's published recipe
+    (ganpipe/training/recipes.py)."""
+
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(4, ge=1)
+    segment_samples: int | Auto = "auto"  # vocoders: audio samples per example (multiple of hop)
+    adversarial_loss: Literal["auto", "bce", "lsgan", "hinge", "wgan-gp"] = "auto"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # one-sided, on real labels (bce)
+    lr_generator: float | Auto = "auto"
+    lr_discriminator: float | Auto = "auto"
+    lambda_mel: float | Auto = "auto"
+    lambda_fm: float | Auto = "auto"
+    lambda_adv: float | Auto = "auto"
+    lambda_stft: float | Auto = "auto"
+    lambda_gp: float = Field(10.0, ge=0.0)
+    lambda_ac: float = Field(1.0, ge=0.0)
+    critic_steps: int | Auto = "auto"  # discriminator updates per generator update
+    discriminator_start_step: int | Auto = "auto"  # two-stage training: G alone before this step
+    grad_clip: float = Field(0.0, ge=0.0)  # 0 = off
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = off; else EMA of generator weights
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on CUDA only
+    compile: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_workers: int = Field(2, ge=0)
+    checkpoint_every: int = Field(100, ge=1)
+    keep_last: int = Field(3, ge=1)
+    log_every: int = Field(10, ge=1)
+    validate_every: int = Field(100, ge=1)
+    samples_to_log: int = Field(2, ge=0)
+    max_nonfinite_steps: int = Field(20, ge=1)  # consecutive skipped steps before stopping
+    seed: int = 1234
+    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = library default
+    fine_tune_from: str | None = None  # checkpoint file or models:/NAME@alias (weights only)
+
+
+class TrackingParams(_Strict):
+    """MLflow tracking + registry (a sqlite database and an artifact folder inside the project)."""
+
+    enabled: bool = True
+    tracking_uri: str = "sqlite:///.mlflow/mlflow.db"
+    artifact_location: str = ".mlflow/artifacts"
+    experiment: str = "ganpipe"
+
+
 class Params(_Strict):
     dataset: DatasetParams = DatasetParams()
     audio: AudioParams = AudioParams()
@@ -180,8 +250,9 @@ class Params(_Strict):
     features: FeaturesParams = FeaturesParams()
     # Sections owned by later stages are validated by their own models; accepted here as-is so
     # that one params.yaml can hold them.
-    model: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict)
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    tracking: TrackingParams = TrackingParams()
     evaluation: dict[str, Any] = Field(default_factory=dict)
     registry: dict[str, Any] = Field(default_factory=dict)
 

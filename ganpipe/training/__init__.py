@@ -1,0 +1,1 @@
+"""Training of the GAN variants: recipes, losses, data, checkpoints and the loop."""

@@ -1,0 +1,86 @@
+"""GAN losses usable by every variant.
+
+Adversarial losses take lists of logits (one tensor per sub-discriminator, e.g. HiFi-GAN's
+periods and scales) and *sum* over sub-discriminators, as the references do:
+
+* ``bce``: non-saturating GAN with logits; optional one-sided label smoothing (real target 1-s);
+* ``lsgan``: least squares, real -> 1, fake -> 0;
+* ``hinge``: D: relu(1 - real) + relu(1 + fake); G: -fake;
+* ``wgan-gp``: D: fake - real (+ gradient penalty, :func:`gradient_penalty`); G: -fake.
+
+Feature matching: sum over sub-discriminators and layers of the mean absolute difference.
+The mel loss uses the project's one :class:`ganpipe.mel.MelSpectrogram`; the multi-resolution
+STFT loss is :class:`ganpipe.stft_distance.MultiResolutionSTFT` (checked against auraloss).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ADVERSARIAL_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
+
+
+def _check(kind: str) -> None:
+    if kind not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"unknown adversarial loss {kind!r}; allowed: {', '.join(ADVERSARIAL_LOSSES)}")
+
+
+def discriminator_loss(kind: str, real: list[Tensor], fake: list[Tensor], label_smoothing: float = 0.0) -> Tensor:
+    _check(kind)
+    total = real[0].new_zeros(())
+    for r, g in zip(real, fake):
+        r, g = r.float(), g.float()
+        if kind == "bce":
+            target = torch.full_like(r, 1.0 - label_smoothing)
+            total = total + F.binary_cross_entropy_with_logits(r, target) \
+                + F.binary_cross_entropy_with_logits(g, torch.zeros_like(g))
+        elif kind == "lsgan":
+            total = total + torch.mean((1.0 - r) ** 2) + torch.mean(g ** 2)
+        elif kind == "hinge":
+            total = total + torch.mean(F.relu(1.0 - r)) + torch.mean(F.relu(1.0 + g))
+        else:  # wgan-gp (the penalty is added by the caller)
+            total = total + torch.mean(g) - torch.mean(r)
+    return total
+
+
+def generator_loss(kind: str, fake: list[Tensor]) -> Tensor:
+    _check(kind)
+    total = fake[0].new_zeros(())
+    for g in fake:
+        g = g.float()
+        if kind == "bce":
+            total = total + F.binary_cross_entropy_with_logits(g, torch.ones_like(g))
+        elif kind == "lsgan":
+            total = total + torch.mean((1.0 - g) ** 2)
+        else:  # hinge and wgan-gp
+            total = total - torch.mean(g)
+    return total
+
+
+def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:
+    total = fake[0][0].new_zeros(()).float()
+    for rs, gs in zip(real, fake):
+        for r, g in zip(rs, gs):
+            total = total + torch.mean(torch.abs(r.detach().float() - g.float()))
+    return total
+
+
+def classification_loss(class_logits: list[Tensor] | None, labels: Tensor | None) -> Tensor | None:
+    """AC-GAN auxiliary loss: cross-entropy of every sub-discriminator's class scores."""
+    if class_logits is None or labels is None:
+        return None
+    return sum(F.cross_entropy(c.float(), labels) for c in class_logits) / len(class_logits)
+
+
+def gradient_penalty(critic: Callable[[Tensor], list[Tensor]], real: Tensor, fake: Tensor) -> Tensor:
+    """WGAN-GP: (||grad critic(x_hat)|| - 1)^2 on random interpolates of real and fake."""
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    total = sum(s.sum() for s in scores)
+    (grad,) = torch.autograd.grad(total, x_hat, create_graph=True)
+    return torch.mean((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2)

@@ -1,0 +1,124 @@
+"""MLflow logging of a training run (rank 0 only): params, losses, validation, samples, plots.
+
+The tracking store is the sqlite database and artifact folder of params ``tracking`` (inside the
+project, git-ignored). A resumed training continues the same MLflow run (its id is kept next to the
+checkpoints). With ``tracking.enabled: false`` every call is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganpipe.atomic import write_json
+from ganpipe.config import Params, TrackingParams
+
+
+def setup_mlflow(tp: TrackingParams) -> str:
+    """Point MLflow at the project's store; create the experiment; return its id."""
+    import mlflow
+
+    if tp.tracking_uri.startswith("sqlite:///"):
+        Path(tp.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tp.tracking_uri)
+    exp = mlflow.get_experiment_by_name(tp.experiment)
+    if exp is not None:
+        return exp.experiment_id
+    location = Path(tp.artifact_location).resolve()
+    location.mkdir(parents=True, exist_ok=True)
+    return mlflow.create_experiment(tp.experiment, artifact_location=location.as_uri())
+
+
+def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = obj
+
+
+class Tracker:
+    def __init__(self, params: Params, enabled: bool, run_file: Path):
+        self.params, self.enabled, self.run_file = params, enabled, run_file
+        self.run_id: str | None = None
+        self._mlflow: Any = None
+
+    def start(self, bundle: Any, recipe: Any, resumed_step: int) -> None:
+        if not self.enabled:
+            return
+        import mlflow
+
+        self._mlflow = mlflow
+        exp_id = setup_mlflow(self.params.tracking)
+        previous = json.loads(self.run_file.read_text())["run_id"] if self.run_file.is_file() and resumed_step else None
+        run = mlflow.start_run(run_id=previous) if previous else mlflow.start_run(
+            experiment_id=exp_id, run_name=f"train-{bundle.variant}")
+        self.run_id = run.info.run_id
+        write_json(self.run_file, {"run_id": self.run_id})
+        if previous:
+            mlflow.set_tag("resumed_at_step", str(resumed_step))
+            return
+        flat: dict[str, Any] = {}
+        _flatten("", {"model": self.params.model.model_dump(), "train": self.params.train.model_dump(),
+                      "mel": self.params.mel_config().to_dict(), "dataset": self.params.dataset.name,
+                      "recipe": recipe.as_dict()}, flat)
+        mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+        mlflow.set_tags({"variant": bundle.variant, "kind": bundle.kind, "stage": "train"})
+
+    def metric(self, key: str, value: float, step: int) -> None:
+        if self._mlflow is not None and np.isfinite(value):
+            self._mlflow.log_metric(key, float(value), step=step)
+
+    def metrics(self, row: dict[str, float], step: int) -> None:
+        if self._mlflow is not None:
+            self._mlflow.log_metrics({k: float(v) for k, v in row.items() if np.isfinite(v)}, step=step)
+
+    def samples(self, val: dict[str, Any], step: int, sample_rate: int) -> None:
+        if self._mlflow is None or not (val.get("audio") or val.get("mels")):
+            return
+        import soundfile as sf
+
+        n = self.params.train.samples_to_log
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            for name, gen, ref in val.get("audio", [])[:n]:
+                sf.write(d / f"{name}_generated.wav", np.clip(gen, -1, 1), sample_rate, subtype="PCM_16")
+                if ref is not None:
+                    sf.write(d / f"{name}_reference.wav", np.clip(ref, -1, 1), sample_rate, subtype="PCM_16")
+            for name, ref, gen in val.get("mels", [])[:n]:
+                plot_mels(d / f"{name}_mel.png", ref, gen, title=f"{name} @ step {step}")
+            self._mlflow.log_artifacts(str(d), artifact_path=f"samples/step_{step:07d}")
+
+    def final(self, metrics: dict[str, Any], paths: Any) -> None:
+        if self._mlflow is None:
+            return
+        self._mlflow.log_metrics({f"final_{k}": float(v) for k, v in metrics.items()
+                                  if isinstance(v, (int, float)) and np.isfinite(v)})
+        if Path(paths.curve).is_file():
+            self._mlflow.log_artifact(str(paths.curve), artifact_path="curves")
+
+    def end(self) -> None:
+        if self._mlflow is not None:
+            self._mlflow.end_run()
+
+
+def plot_mels(path: Path, ref: np.ndarray, gen: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    lo, hi = float(np.min(ref)), float(np.max(ref))
+    for ax, m, label in ((axes[0], ref, "reference"), (axes[1], gen, "generated")):
+        im = ax.imshow(m, origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma")
+        ax.set_ylabel(f"{label}\nmel bin")
+    axes[1].set_xlabel("frame")
+    fig.suptitle(title)
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,669 @@
+"""The training loop for every variant (plain Python; the train flow and torchrun call it).
+
+One call of :func:`train` trains ``model.variant`` on the prepared corpus and its features:
+
+* resumes from the newest valid checkpoint in ``ckpt_dir`` (optimisers, schedulers, scaler, EMA,
+  RNG and step restored), so a killed job loses at most ``train.checkpoint_every`` steps;
+* runs on CUDA when available (autocast bf16/fp16 if configured, optional ``torch.compile``), else
+  on the CPU; under ``torchrun`` each process trains on its share of every batch (DDP for the
+  generator, one flattened all-reduce of the discriminator gradients) and only rank 0 writes;
+* skips and counts steps with non-finite losses and stops with a clear error if they persist;
+* logs losses, validation mel L1, audio samples and mel plots to MLflow (rank 0), and writes the
+  final generator (:mod:`ganpipe.generator_io`), ``metrics/train.json`` and a loss curve CSV.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from ganpipe import generator_io
+from ganpipe.atomic import atomic_path, write_json
+from ganpipe.config import Params
+from ganpipe.features import load_stats
+from ganpipe.mel import MelConfig, MelSpectrogram
+from ganpipe.models import ModelBundle, build
+from ganpipe.models.outputs import DiscriminatorOutput, merge_outputs
+from ganpipe.stft_distance import MultiResolutionSTFT
+from ganpipe.training import checkpoint as ckpt
+from ganpipe.training import losses as L
+from ganpipe.training.data import Corpus, MelFrames, VocoderSegments, WaveClips, load_corpus
+from ganpipe.training.recipes import Recipe, resolve
+from ganpipe.training.tracking import Tracker
+
+log = logging.getLogger(__name__)
+SUBBAND_RESOLUTIONS = ((384, 30, 150), (683, 60, 300), (171, 10, 60))
+
+
+class TrainingDiverged(RuntimeError):
+    """Losses stayed non-finite for too many consecutive steps."""
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    prepared: Path = Path("data/prepared")
+    features: Path = Path("data/features")
+    checkpoints: Path = Path("checkpoints")
+    generator: Path = Path("models/generator.pt")
+    metrics: Path = Path("metrics/train.json")
+    curve: Path = Path("plots/train_loss.csv")
+
+
+# ------------------------------------------------------------------------------------------------
+# distributed helpers
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if device_kind == "cuda":  # before the NCCL group exists, so its collectives use this GPU
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _all_finite(values: list[torch.Tensor], d: Dist) -> bool:
+    # on the values' device: NCCL reduces CUDA tensors only
+    ok = torch.tensor(float(all(bool(torch.isfinite(v).all()) for v in values)), device=values[0].device)
+    if d.world > 1:
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok.item() > 0.5)
+
+
+def _average_grads(module: nn.Module, d: Dist) -> None:
+    """One flattened all-reduce of a module's gradients (the discriminator under torchrun)."""
+    if d.world <= 1:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= d.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+# ------------------------------------------------------------------------------------------------
+class Discriminators(nn.Module):
+    """All adversaries of a bundle as one module returning merged outputs."""
+
+    def __init__(self, bundle: ModelBundle):
+        super().__init__()
+        self.parts = bundle.discriminators
+        self.uses_labels = bundle.discriminator_uses_labels
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorOutput:
+        lab = labels if self.uses_labels else None
+        return merge_outputs([d(x, labels=lab) for d in self.parts.values()])
+
+
+class _TrainingForward(nn.Module):
+    """What the training step calls (and DDP wraps): MB-MelGAN's sub-bands, else the output."""
+
+    def __init__(self, generator: nn.Module, variant: str):
+        super().__init__()
+        self.generator = generator
+        self.subbands = variant == "multiband_melgan"
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.subbands:
+            return self.generator.forward_subbands(*args, **kwargs)
+        return self.generator(*args, **kwargs)
+
+
+def _split(out: DiscriminatorOutput, n: int) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
+    def cut(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return t[:n], t[n:]
+
+    lr = [cut(t) for t in out.logits]
+    fr = [[cut(t) for t in layer] for layer in out.features]
+    cr = [cut(t) for t in out.class_logits] if out.class_logits is not None else None
+    a = DiscriminatorOutput([x[0] for x in lr], [[x[0] for x in layer] for layer in fr],
+                            [x[0] for x in cr] if cr else None)
+    b = DiscriminatorOutput([x[1] for x in lr], [[x[1] for x in layer] for layer in fr],
+                            [x[1] for x in cr] if cr else None)
+    return a, b
+
+
+def run_key(params: Params, mel: MelConfig) -> str:
+    """Checkpoint sub-folder: the variant plus a hash of everything that shapes the weights, so a
+    different architecture/conditioning/mel starts fresh and switching back resumes."""
+    import hashlib
+
+    key = json.dumps({"model": params.model.model_dump(mode="json"), "mel": mel.to_dict()}, sort_keys=True)
+    return f"{params.model.variant}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def build_bundle(params: Params, n_labels: int, mel: MelConfig) -> ModelBundle:
+    m = params.model
+    overrides = dict(m.overrides)
+    variant = m.variant
+    if variant not in ("wavegan", "specgan"):
+        overrides.setdefault("n_mels", mel.n_mels)
+        if variant != "mel_mlp_gan":
+            overrides.setdefault("hop_length", mel.hop_length)
+            overrides.setdefault("sample_rate", mel.sample_rate)
+    if m.conditioning == "labels":
+        key = "n_classes" if variant in ("wavegan", "specgan") else "n_speakers"
+        overrides[key] = n_labels
+        overrides["discriminator_projection"] = True
+        overrides["discriminator_aux_classifier"] = m.ac_gan
+    try:
+        return build(variant, **overrides)
+    except TypeError as exc:
+        raise ValueError(f"model.overrides: {exc}") from None
+
+
+def _optimizer(kind: str, params: Any, lr: float, recipe: Recipe) -> torch.optim.Optimizer:
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
+    if kind == "radam":
+        return torch.optim.RAdam(params, lr=lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(params, lr=lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+# ------------------------------------------------------------------------------------------------
+class Trainer:
+    def __init__(self, params: Params, paths: TrainPaths = TrainPaths(), progress: bool = True):
+        self.params, self.paths, self.progress = params, paths, progress
+        t = params.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        kind = _device(t.device).type
+        self.dist = init_distributed(kind)
+        self.device = torch.device(f"cuda:{self.dist.local_rank}") if kind == "cuda" else torch.device("cpu")
+        if kind == "cuda":
+            torch.cuda.set_device(self.device)
+        torch.manual_seed(t.seed + self.dist.rank)
+        self.mel_config = MelConfig.from_dict(json.loads((paths.features / "mel_config.json").read_text()))
+        self.stats = load_stats(paths.features)
+        self.train_corpus = load_corpus(paths.prepared, paths.features, "train")
+        self.valid_corpus = load_corpus(paths.prepared, paths.features, "valid")
+        self.label_names = self.train_corpus.label_names
+        self.bundle = build_bundle(params, len(self.label_names), self.mel_config)
+        self.recipe = resolve(params.model.variant, t)
+        self.conditional = params.model.conditioning == "labels"
+        self.G = self.bundle.generator.to(self.device)
+        self.D = Discriminators(self.bundle).to(self.device)
+        self.opt_g = _optimizer(self.recipe.optimizer, self.G.parameters(), self.recipe.lr_generator, self.recipe)
+        self.opt_d = _optimizer(self.recipe.optimizer, self.D.parameters(), self.recipe.lr_discriminator, self.recipe)
+        gamma = self.recipe.lr_decay_per_epoch
+        self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=gamma)
+        self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=gamma)
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.precision) if cuda else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and t.precision == "fp16")
+        self.ema = copy.deepcopy(self.G).eval() if t.ema_decay > 0 else None
+        self.mel_fn = MelSpectrogram(self.mel_config).to(self.device)
+        self.mrstft = MultiResolutionSTFT().to(self.device)
+        self.mrstft_sub = MultiResolutionSTFT(SUBBAND_RESOLUTIONS).to(self.device)
+        self.step, self.epoch, self.skipped_steps, self.bad_streak = 0, 0, 0, 0
+        self.batch_in_epoch = 0  # batches of the current epoch already consumed (resumed mid-epoch)
+        self.first_val: float | None = None  # validation mel L1 before training (kept over resumes)
+        self.last_val: float | None = None
+        self.history: list[dict[str, float]] = []
+        self.ckpt_dir = paths.checkpoints / run_key(params, self.mel_config)
+        self._resume_or_finetune()
+        if self.bundle.variant == "specgan" and not bool(self.G.spectrogram.fitted):
+            self._fit_specgan_statistics()
+        self.G_train: nn.Module = _TrainingForward(self.G, self.bundle.variant)
+        if self.dist.world > 1:
+            # every rank starts from rank 0's discriminators: parameters and buffers (e.g. the
+            # spectral-norm power-iteration vectors, which would otherwise differ per rank)
+            for tensor in [*self.D.parameters(), *self.D.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+            self.G_train = nn.parallel.DistributedDataParallel(
+                self.G_train, device_ids=[self.device.index] if cuda else None, find_unused_parameters=True)
+        if t.compile:
+            self.G_train = torch.compile(self.G_train)
+            self.D_fwd: Any = torch.compile(self.D)
+        else:
+            self.D_fwd = self.D
+
+    # -- data ---------------------------------------------------------------------------------
+    def _dataset(self, corpus: Corpus) -> torch.utils.data.Dataset:
+        b, c = self.bundle, self.mel_config
+        normalise = c.normalize == "meanvar"
+        if b.kind == "vocoder":
+            seg = self.recipe.segment_samples
+            seg = max(seg // c.hop_length, b.min_frames or 1) * c.hop_length
+            return VocoderSegments(corpus, seg, c.hop_length, self.stats["mean"] if normalise else None,
+                                   self.stats["std"] if normalise else None)
+        if b.variant == "mel_mlp_gan":
+            return MelFrames(corpus, self.stats["mean"], self.stats["std"])
+        length = self.G.output_length if b.variant == "wavegan" else self.G.spectrogram.audio_length
+        return WaveClips(corpus, length, b.sample_rate, c.sample_rate)
+
+    def _epoch_index_batches(self, n: int, per_rank: int) -> list[list[int]]:
+        """This rank's batches of dataset indices for epoch ``self.epoch`` (a pure function of the
+        seed and the epoch, so a run resumed mid-epoch continues with the same batches)."""
+        t = self.params.train
+        if self.dist.world > 1:
+            sampler: Any = DistributedSampler(range(n), num_replicas=self.dist.world, rank=self.dist.rank,
+                                              shuffle=True, seed=t.seed)
+            sampler.set_epoch(self.epoch)
+        else:
+            g = torch.Generator().manual_seed(t.seed * 100_003 + self.epoch)
+            small = n < per_rank
+            sampler = RandomSampler(range(n), replacement=small, num_samples=per_rank if small else None,
+                                    generator=g)
+        indices = [int(i) for i in sampler]
+        batches = [indices[i:i + per_rank] for i in range(0, len(indices), per_rank)]
+        if len(batches) > 1 and len(batches[-1]) < per_rank:
+            batches.pop()  # drop_last, but never down to no batch at all
+        return batches
+
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        t = self.params.train
+        ds = self._dataset(self.train_corpus)
+        per_rank = max(1, t.batch_size // self.dist.world)
+        while True:
+            batches = self._epoch_index_batches(len(ds), per_rank)
+            todo = batches[self.batch_in_epoch:]
+            if todo:
+                # own generator: worker seeds never draw from (and so never shift) the global RNG
+                g = torch.Generator().manual_seed(t.seed * 100_003 + self.epoch * 1009 + self.batch_in_epoch)
+                loader = DataLoader(ds, batch_sampler=todo, num_workers=t.num_workers,
+                                    pin_memory=self.device.type == "cuda", generator=g)
+                for batch in loader:
+                    self.batch_in_epoch += 1
+                    yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self.sched_g.step()
+            self.sched_d.step()
+
+    def _fit_specgan_statistics(self) -> None:
+        ds = self._dataset(self.train_corpus)
+        n = min(len(ds), 256)
+        clips = torch.stack([ds[i]["wav"] for i in range(n)]).to(self.device)
+        self.G.spectrogram.fit_statistics(clips)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _state(self, rng_ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return {
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "skipped_steps": self.skipped_steps,
+            "val_mel_l1_initial": self.first_val, "val_mel_l1": self.last_val,
+            "variant": self.bundle.variant,
+            "generator": self.G.state_dict(), "discriminators": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": ckpt.rng_state(), "rng_ranks": rng_ranks, "history": self.history,
+            "mel_config": self.mel_config.to_dict(),
+        }
+
+    def _resume_or_finetune(self) -> None:
+        state = ckpt.load_latest(self.ckpt_dir, map_location=self.device)
+        if state is not None:
+            self.G.load_state_dict(state["generator"])
+            self.D.load_state_dict(state["discriminators"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.sched_g.load_state_dict(state["sched_g"])
+            self.sched_d.load_state_dict(state["sched_d"])
+            self.scaler.load_state_dict(state["scaler"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.step, self.epoch = int(state["step"]), int(state["epoch"])
+            self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
+            self.skipped_steps = int(state.get("skipped_steps", 0))
+            self.first_val, self.last_val = state.get("val_mel_l1_initial"), state.get("val_mel_l1")
+            self.history = list(state.get("history", []))
+            ranks = state.get("rng_ranks")
+            if self.dist.world > 1 and ranks and len(ranks) == self.dist.world:
+                ckpt.restore_rng(ranks[self.dist.rank])
+            else:
+                ckpt.restore_rng(state["rng"])
+                if self.dist.world > 1:  # saved by another world size: keep the ranks' streams apart
+                    torch.manual_seed(self.params.train.seed + 7919 * self.step + self.dist.rank)
+            if self.dist.main:
+                log.info("resumed from step %d (%s)", self.step, self.ckpt_dir)
+            return
+        source = self.params.train.fine_tune_from
+        if source:
+            weights = generator_io.load_weights(source)
+            self.G.load_state_dict(weights, strict=True)
+            if self.ema is not None:
+                self.ema.load_state_dict(weights)
+            if self.dist.main:
+                log.info("fine-tuning from %s (generator weights only)", source)
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, module: nn.Module, others: list[torch.Tensor],
+                sync_grads: bool) -> bool:
+        """Backward + step unless a loss is non-finite on any rank; returns whether it stepped."""
+        opt.zero_grad(set_to_none=True)
+        if not _all_finite([loss, *others], self.dist):
+            return False
+        self.scaler.scale(loss).backward()
+        if sync_grads:
+            _average_grads(module, self.dist)
+        if self.params.train.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(module.parameters(), self.params.train.grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+        return True
+
+    def _d_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+        r, t = self.recipe, self.params.train
+        n = real.shape[0]
+        lab2 = torch.cat([labels, labels]) if labels is not None else None
+        with self._autocast():
+            out_r, out_f = _split(self.D_fwd(torch.cat([real, fake.detach()]), lab2), n)
+            loss = L.discriminator_loss(r.adversarial_loss, out_r.logits, out_f.logits, t.label_smoothing)
+        parts = {"d_adv": loss.detach()}
+        if r.adversarial_loss == "wgan-gp":
+            gp = L.gradient_penalty(lambda x: self.D(x, labels).logits, real.float(), fake.float())
+            loss = loss + t.lambda_gp * gp
+            parts["d_gp"] = gp.detach()
+        if self.params.model.ac_gan:
+            ac = L.classification_loss(out_r.class_logits, labels) + L.classification_loss(out_f.class_logits, labels)
+            loss = loss + t.lambda_ac * ac
+            parts["d_ac"] = ac.detach()
+        return loss, parts
+
+    def _g_adv(self, real: torch.Tensor | None, fake: torch.Tensor, labels: torch.Tensor | None
+               ) -> tuple[torch.Tensor, dict]:
+        r, t = self.recipe, self.params.train
+        with self._autocast():
+            if real is not None and r.lambda_fm > 0:
+                lab2 = torch.cat([labels, labels]) if labels is not None else None
+                out_r, out_f = _split(self.D(torch.cat([real, fake]), lab2), real.shape[0])
+            else:
+                out_r, out_f = None, self.D(fake, labels)
+            adv = L.generator_loss(r.adversarial_loss, out_f.logits)
+        loss = r.lambda_adv * adv
+        parts = {"g_adv": adv.detach()}
+        if out_r is not None:
+            fm = L.feature_matching(out_r.features, out_f.features)
+            loss = loss + r.lambda_fm * fm
+            parts["g_fm"] = fm.detach()
+        if self.params.model.ac_gan:
+            ac = L.classification_loss(out_f.class_logits, labels)
+            loss = loss + t.lambda_ac * ac
+            parts["g_ac"] = ac.detach()
+        return loss, parts
+
+    def _vocoder_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        r = self.recipe
+        mel, wav = batch["mel"], batch["wav"]
+        labels = batch["label"] if self.conditional else None
+        spk = {"speaker": labels} if self.conditional else {}
+        multiband = self.bundle.variant == "multiband_melgan"
+        with self._autocast():
+            out = self.G_train(mel, **spk)
+        sub = out.float() if multiband else None
+        fake = self.G.pqmf.synthesis(sub) if multiband else out
+        fake = fake[..., : wav.shape[-1]].float()
+        logs: dict[str, torch.Tensor] = {}
+        d_active = self.step >= r.discriminator_start_step
+        if d_active:
+            for _ in range(r.critic_steps):
+                loss_d, parts = self._d_loss(wav, fake, labels)
+                logs.update(parts)
+                if self._update(loss_d, self.opt_d, self.D, [loss_d], sync_grads=True):
+                    logs["d_loss"] = loss_d.detach()
+        loss_g = fake.new_zeros(())
+        if r.lambda_mel > 0:
+            mel_l1 = torch.mean(torch.abs(self.mel_fn(fake.squeeze(1)) - self.mel_fn(wav.squeeze(1))))
+            loss_g = loss_g + r.lambda_mel * mel_l1
+            logs["g_mel_l1"] = mel_l1.detach()
+        if r.lambda_stft > 0:
+            full = self.mrstft(fake, wav).total
+            if r.subband_stft:
+                real_sub = self.G.pqmf.analysis(wav)
+                b, k, n = real_sub.shape
+                sub_l = self.mrstft_sub(sub.float().reshape(b * k, n), real_sub.reshape(b * k, n)).total
+                stft = 0.5 * (full + sub_l)
+            else:
+                stft = full
+            loss_g = loss_g + r.lambda_stft * stft
+            logs["g_stft"] = stft.detach()
+        if d_active:
+            adv, parts = self._g_adv(wav, fake, labels)
+            loss_g = loss_g + adv
+            logs.update(parts)
+        if self._update(loss_g, self.opt_g, self.G, [loss_g], sync_grads=False):
+            logs["g_loss"] = loss_g.detach()
+            return logs
+        logs["nonfinite"] = torch.tensor(1.0)
+        return logs
+
+    def _real_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.bundle.variant == "specgan":
+            return self.G.spectrogram.normalize(batch["wav"])
+        if self.bundle.variant == "mel_mlp_gan":
+            return batch["mel"]
+        return batch["wav"]
+
+    def _latent_step(self, batch: dict[str, torch.Tensor], batches: Iterator[dict[str, torch.Tensor]]
+                     ) -> dict[str, torch.Tensor]:
+        r = self.recipe
+        logs: dict[str, torch.Tensor] = {}
+        G = self.G_train
+        for i in range(r.critic_steps):
+            if i:
+                batch = next(batches)
+            real = self._real_input(batch)
+            labels = batch["label"] if self.conditional else None
+            z = self.G.sample_latent(real.shape[0], device=self.device)
+            with torch.no_grad(), self._autocast():
+                fake = G(z, labels=labels) if self.conditional else G(z)
+            loss_d, parts = self._d_loss(real, fake.float(), labels)
+            logs.update(parts)
+            if self._update(loss_d, self.opt_d, self.D, [loss_d], sync_grads=True):
+                logs["d_loss"] = loss_d.detach()
+        labels = batch["label"] if self.conditional else None
+        z = self.G.sample_latent(real.shape[0], device=self.device)
+        with self._autocast():
+            fake = (G(z, labels=labels) if self.conditional else G(z)).float()
+        loss_g, parts = self._g_adv(None, fake, labels)
+        logs.update(parts)
+        if self._update(loss_g, self.opt_g, self.G, [loss_g], sync_grads=False):
+            logs["g_loss"] = loss_g.detach()
+        else:
+            logs["nonfinite"] = torch.tensor(1.0)
+        return logs
+
+    @torch.no_grad()
+    def _ema_update(self) -> None:
+        if self.ema is None:
+            return
+        decay = self.params.train.ema_decay
+        for e, p in zip(self.ema.parameters(), self.G.parameters()):
+            e.lerp_(p.detach(), 1.0 - decay)
+        for e, b in zip(self.ema.buffers(), self.G.buffers()):
+            e.copy_(b)
+
+    # -- validation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, max_items: int = 4, max_seconds: float = 4.0) -> dict[str, Any]:
+        """Mel L1 of copy-synthesis on held-out utterances (vocoders); generated samples."""
+        G = self.ema if self.ema is not None else self.G
+        was_training = G.training
+        G.eval()
+        out: dict[str, Any] = {"audio": [], "mels": []}
+        try:
+            if self.bundle.kind == "vocoder":
+                corpus = self.valid_corpus if len(self.valid_corpus) else self.train_corpus
+                ds = self._dataset(corpus)
+                hop = self.mel_config.hop_length
+                errs = []
+                import soundfile as sf
+
+                for i in range(min(max_items, len(corpus))):
+                    wav, _ = sf.read(corpus.wavs[i], dtype="float32")
+                    n = min(len(wav), int(max_seconds * self.mel_config.sample_rate)) // hop * hop
+                    n = max(n, (self.bundle.min_frames or 1) * hop)
+                    wav_t = torch.from_numpy(np.pad(wav, (0, max(0, n - len(wav))))[:n]).to(self.device)
+                    ref = self.mel_fn(wav_t)
+                    inp = ref if self.mel_config.normalize != "meanvar" else torch.from_numpy(
+                        ds.normalise(ref.cpu().numpy())).to(self.device)
+                    kw = {"speaker": torch.tensor([corpus.labels[i]], device=self.device)} if self.conditional else {}
+                    gen = G(inp.unsqueeze(0), **kw).float()[0, 0, :n]
+                    errs.append(torch.mean(torch.abs(self.mel_fn(gen) - ref)).item())
+                    out["audio"].append((corpus.utt_ids[i], gen.cpu().numpy(), wav_t.cpu().numpy()))
+                    out["mels"].append((corpus.utt_ids[i], ref.cpu().numpy(), self.mel_fn(gen).cpu().numpy()))
+                out["val_mel_l1"] = float(np.mean(errs)) if errs else float("nan")
+            else:
+                n = max(1, self.params.train.samples_to_log)
+                z = self.G.sample_latent(n, device=self.device)
+                labels = torch.arange(n, device=self.device) % max(1, len(self.label_names))
+                fake = G(z, labels=labels) if self.conditional else G(z)
+                if self.bundle.variant == "specgan":
+                    fake = self.G.spectrogram.to_audio(fake)
+                if fake.dim() == 3:
+                    for j in range(n):
+                        out["audio"].append((f"sample_{j}", fake[j, 0].float().cpu().numpy(), None))
+        finally:
+            G.train(was_training)
+        return out
+
+    # -- main loop ------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        t = self.params.train
+        d = self.dist
+        tracker = Tracker(self.params, enabled=d.main and self.params.tracking.enabled,
+                          run_file=self.ckpt_dir / "mlflow_run.json")
+        tracker.start(self.bundle, self.recipe, resumed_step=self.step)
+        initial = self.validate() if d.main and self.step == 0 else None
+        if initial is not None and "val_mel_l1" in initial:
+            tracker.metric("val_mel_l1", initial["val_mel_l1"], 0)
+        first_val = initial.get("val_mel_l1") if initial else None
+        batches = self._batches()
+        bar = tqdm(total=t.steps, initial=self.step, desc=f"train {self.bundle.variant}", unit="step",
+                   disable=not (self.progress and d.main), dynamic_ncols=True)
+        t0, steps0 = time.perf_counter(), self.step
+        seg = self.recipe.segment_samples
+        acc: dict[str, list[float]] = {}
+        last_val: float | None = None
+        try:
+            while self.step < t.steps:
+                batch = next(batches)
+                logs = (self._vocoder_step(batch) if self.bundle.kind == "vocoder"
+                        else self._latent_step(batch, batches))
+                if "nonfinite" in logs:
+                    self.skipped_steps += 1
+                    self.bad_streak += 1
+                    if self.bad_streak >= t.max_nonfinite_steps:
+                        raise TrainingDiverged(
+                            f"losses were non-finite for {self.bad_streak} consecutive steps (at step {self.step}); "
+                            "try a lower learning rate, train.precision: fp32 or train.grad_clip")
+                    continue
+                self.bad_streak = 0
+                self._ema_update()
+                self.step += 1
+                bar.update(1)
+                for k, v in logs.items():
+                    acc.setdefault(k, []).append(float(v))
+                if self.step % t.log_every == 0 or self.step == t.steps:
+                    row = {k: float(np.mean(v)) for k, v in acc.items()}
+                    acc.clear()
+                    row["lr_g"] = self.opt_g.param_groups[0]["lr"]
+                    if d.main:
+                        self.history.append({"step": self.step, **row})
+                        tracker.metrics(row, self.step)
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("g_loss", "d_loss", "g_mel_l1")})
+                if d.main and (self.step % t.validate_every == 0 or self.step == t.steps):
+                    val = self.validate()
+                    if "val_mel_l1" in val:
+                        last_val = val["val_mel_l1"]
+                        tracker.metric("val_mel_l1", last_val, self.step)
+                    tracker.samples(val, self.step, self.mel_config.sample_rate if self.bundle.kind == "vocoder"
+                                    else self.bundle.sample_rate)
+                if self.step % t.checkpoint_every == 0 or self.step == t.steps:
+                    if d.main:
+                        ckpt.save(self._state(), self.ckpt_dir, self.step, t.keep_last)
+                    if d.world > 1:
+                        dist.barrier()
+        finally:
+            bar.close()
+        elapsed = time.perf_counter() - t0
+        result: dict[str, Any] = {}
+        if d.main:
+            result = self._finish(tracker, elapsed, self.step - steps0, seg, first_val, last_val)
+        tracker.end()
+        return result
+
+    def _finish(self, tracker: "Tracker", elapsed: float, steps_done: int, seg: int,
+                first_val: float | None, last_val: float | None) -> dict[str, Any]:
+        t = self.params.train
+        G = self.ema if self.ema is not None else self.G
+        generator_io.save_generator(self.paths.generator, self.bundle, G, self.mel_config, self.stats,
+                                    self.label_names, step=self.step, run_id=tracker.run_id)
+        sps = steps_done / elapsed if elapsed > 0 and steps_done else 0.0
+        last = self.history[-1] if self.history else {}
+        metrics = {
+            "steps": self.step, "skipped_steps": self.skipped_steps,
+            "steps_per_second": round(sps, 4),
+            "generator_parameters": sum(p.numel() for p in self.G.parameters()),
+            **{k: round(v, 6) for k, v in last.items() if k not in ("step",) and math.isfinite(v)},
+        }
+        if self.bundle.kind == "vocoder":
+            metrics["audio_seconds_per_second"] = round(sps * t.batch_size * seg / self.mel_config.sample_rate, 3)
+        if first_val is not None:
+            metrics["val_mel_l1_initial"] = round(first_val, 6)
+        if last_val is not None:
+            metrics["val_mel_l1"] = round(last_val, 6)
+        write_json(self.paths.metrics, metrics)
+        curve = pd.DataFrame(self.history)
+        with atomic_path(self.paths.curve) as tmp:
+            curve.to_csv(tmp, index=False)
+        tracker.final(metrics, self.paths)
+        return metrics
+
+
+def train(params: Params, paths: TrainPaths = TrainPaths(), progress: bool = True) -> dict[str, Any]:
+    trainer = Trainer(params, paths, progress)
+    try:
+        return trainer.run()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
