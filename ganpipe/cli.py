@@ -84,6 +84,34 @@ def train(
 
 
 @app.command()
+def evaluate(
+    params: Path = ParamsOpt,
+    ref: Path = typer.Option(None, "--ref", help="Folder of reference wavs (folder mode)."),
+    gen: Path = typer.Option(None, "--gen", help="Folder of generated wavs, matched to --ref by file name."),
+    out: Path = typer.Option(None, "--out", help="JSON file for the folder-mode scores."),
+) -> None:
+    """Score the trained generator (copy-synthesis of evaluation.split: MCD, MR-STFT, log-mel L1,
+    PESQ, F0 RMSE, V/UV F1, real-time factor) -> metrics/eval.json. With --ref/--gen/--out: score
+    any two folders of wavs matched by file name (e.g. another vocoder's output) into one JSON."""
+    if ref is None and gen is None:
+        _run_flow("evaluate", params)
+        return
+    if ref is None or gen is None or out is None:
+        typer.secho("error: folder mode needs --ref, --gen and --out", fg="red", err=True)
+        raise typer.Exit(2)
+    from ganpipe.atomic import write_json
+    from ganpipe.evaluation import score_folders
+
+    try:
+        result = score_folders(ref, gen)
+    except FileNotFoundError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    write_json(out, result)
+    typer.echo(json.dumps({"pairs": result["pairs"], "skipped": len(result["skipped"]), **result["means"]}))
+
+
+@app.command()
 def preset(
     action: str = typer.Argument(..., help="flags | apply"),
     config: str = typer.Argument(..., help="A file in configs/ (path or name, e.g. ljspeech_hifigan_v1)."),

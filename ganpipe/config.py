@@ -233,6 +233,16 @@ class TrainParams(_Strict):
     fine_tune_from: str | None = None  # checkpoint file or models:/NAME@alias (weights only)
 
 
+class EvaluationParams(_Strict):
+    split: Literal["train", "valid", "test"] = "test"
+    max_utterances: int | None = Field(None, ge=1)  # null = the whole split
+    samples_to_save: int = Field(4, ge=0)  # generated wavs + mel plots kept for listening
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Unconditional variants: generated clips compared with the split's clips.
+    generated_clips: int = Field(64, ge=2)
+    ndb_bins: int = Field(10, ge=2)
+
+
 class TrackingParams(_Strict):
     """MLflow tracking + registry (a sqlite database and an artifact folder inside the project)."""
 
@@ -253,7 +263,7 @@ class Params(_Strict):
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     tracking: TrackingParams = TrackingParams()
-    evaluation: dict[str, Any] = Field(default_factory=dict)
+    evaluation: EvaluationParams = EvaluationParams()
     registry: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ganpipe.atomic import write_json
 from ganpipe.config import Params, TrackingParams
+from ganpipe.plots import plot_mels
 
 
 def setup_mlflow(tp: TrackingParams) -> str:
@@ -101,24 +102,7 @@ class Tracker:
         if Path(paths.curve).is_file():
             self._mlflow.log_artifact(str(paths.curve), artifact_path="curves")
 
-    def end(self) -> None:
+    def end(self, status: str = "FINISHED") -> None:
         if self._mlflow is not None:
-            self._mlflow.end_run()
-
-
-def plot_mels(path: Path, ref: np.ndarray, gen: np.ndarray, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
-    lo, hi = float(np.min(ref)), float(np.max(ref))
-    for ax, m, label in ((axes[0], ref, "reference"), (axes[1], gen, "generated")):
-        im = ax.imshow(m, origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma")
-        ax.set_ylabel(f"{label}\nmel bin")
-    axes[1].set_xlabel("frame")
-    fig.suptitle(title)
-    fig.colorbar(im, ax=axes, shrink=0.8)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+            self._mlflow.end_run(status=status)
+            self._mlflow = None

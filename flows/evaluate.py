@@ -1,0 +1,126 @@
+"""Evaluate flow: objective metrics of models/generator.pt -> metrics/eval.json + reports/eval/.
+
+Vocoders: copy-synthesis of the evaluation split, scored per utterance (MCD, MR-STFT, log-mel L1,
+PESQ, F0 RMSE, V/UV F1) and averaged; real-time factor on the evaluation device. Unconditional
+variants: Fréchet distance in a mel-statistics embedding and NDB (see ganpipe/evaluation.py).
+Everything is also logged to the training run in MLflow.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows._runtime import cli_main, publish
+from ganpipe import evaluation as E
+from ganpipe.atomic import atomic_path, write_json
+from ganpipe.config import Params, load_params
+from ganpipe.generator_io import load_generator
+from ganpipe.mel import MelConfig, MelSpectrogram
+from ganpipe.metrics import METRIC_KEYS
+from ganpipe.plots import plot_histograms, plot_mels
+from ganpipe.prepare import read_manifest
+
+
+def _device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice
+
+
+# Writes DVC outputs: never cached.
+@task(name="score", cache_policy=NO_CACHE)
+def score(params: Params, generator: str, prepared: str) -> E.EvalResult:
+    ev = params.evaluation
+    device = _device(ev.device)
+    loaded = load_generator(generator, device)
+    manifest = read_manifest(Path(prepared) / "manifest.csv")
+    rows = manifest[manifest["split"] == ev.split]
+    if ev.max_utterances:
+        rows = rows.head(ev.max_utterances)
+    if rows.empty:
+        raise ValueError(f"evaluation.split '{ev.split}' has no utterances in {prepared}/manifest.csv")
+    if loaded.bundle.kind == "vocoder":
+        items = [(r.utt_id, str(Path(prepared) / r.path), r.speaker) for r in rows.itertuples()]
+        return E.evaluate_vocoder(loaded, items, device, ev.samples_to_save)
+    length = 16384 if loaded.bundle.variant == "wavegan" else loaded.generator.spectrogram.audio_length
+    if loaded.bundle.variant == "mel_mlp_gan":
+        raise ValueError("mel_mlp_gan generates single mel frames; evaluate it through a vocoder "
+                         "(its frames have no waveform to score here)")
+    real = np.stack([E.read_clip(str(Path(prepared) / p), length, loaded.bundle.sample_rate) for p in rows["path"]])
+    return E.evaluate_unconditional(loaded, real, ev.generated_clips, ev.ndb_bins, device, ev.samples_to_save)
+
+
+def write_report(result: E.EvalResult, out_dir: Path, loaded_sr: int, mel_config: MelConfig | None) -> None:
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "samples").mkdir(parents=True)
+    with atomic_path(out_dir / "per_utterance.csv") as tmp:
+        result.per_item.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "skipped.csv") as tmp:
+        import pandas as pd
+
+        pd.DataFrame(result.skipped, columns=["utt_id", "path", "reason"]).to_csv(tmp, index=False)
+    cols = [c for c in METRIC_KEYS if c in result.per_item.columns] or ["rms_db"]
+    plot_histograms(out_dir / "metrics_histograms.png", result.per_item, cols, "per-utterance metrics")
+    mel = MelSpectrogram(mel_config) if mel_config is not None else None
+    import torch
+
+    for name, gen, ref in result.samples:
+        E.write_wav(out_dir / "samples" / f"{name}_generated.wav", gen, loaded_sr)
+        if ref is not None:
+            E.write_wav(out_dir / "samples" / f"{name}_reference.wav", ref, loaded_sr)
+            if mel is not None:
+                with torch.inference_mode():
+                    plot_mels(out_dir / "samples" / f"{name}_mel.png", mel(torch.from_numpy(ref)).numpy(),
+                              mel(torch.from_numpy(gen.astype(np.float32))).numpy(), title=name)
+
+
+def log_to_mlflow(params: Params, run_id: str | None, summary: dict, out_dir: Path) -> None:
+    if not (params.tracking.enabled and run_id):
+        return
+    import mlflow
+
+    from ganpipe.training.tracking import setup_mlflow
+
+    setup_mlflow(params.tracking)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({f"eval_{k}": float(v) for k, v in summary.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)})
+        mlflow.log_artifacts(str(out_dir), artifact_path="eval")
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate_flow(params_path: str = "params.yaml", generator: str = "models/generator.pt",
+                  prepared: str = "data/prepared", out_dir: str = "reports/eval",
+                  metrics_path: str = "metrics/eval.json") -> dict:
+    params = load_params(params_path)
+    logger = get_run_logger()
+    result = score(params, generator, prepared)
+    loaded = load_generator(generator)
+    sr = loaded.mel_config.sample_rate if loaded.bundle.kind == "vocoder" else loaded.bundle.sample_rate
+    mel_cfg = MelConfig.from_dict({**loaded.mel_config.to_dict(), "normalize": "none"}) \
+        if loaded.bundle.kind == "vocoder" else None
+    write_report(result, Path(out_dir), sr, mel_cfg)
+    summary = {**result.summary, "variant": loaded.bundle.variant, "step": loaded.meta.get("step"),
+               "split": params.evaluation.split}
+    write_json(metrics_path, summary)
+    for s in result.skipped:
+        logger.warning("skipped %s: %s", s.get("utt_id"), s.get("reason"))
+    log_to_mlflow(params, loaded.meta.get("run_id"), summary, Path(out_dir))
+    publish("evaluate-summary", f"Evaluation: {loaded.bundle.variant}", summary)
+    return summary
+
+
+def main() -> None:
+    cli_main(evaluate_flow, "Score models/generator.pt on the evaluation split -> metrics/eval.json.")
+
+
+if __name__ == "__main__":
+    main()

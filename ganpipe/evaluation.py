@@ -1,0 +1,268 @@
+"""Objective evaluation of a trained generator.
+
+Vocoders (copy-synthesis): for every utterance of the chosen split, the project mel of the real
+waveform (with the model's own mel configuration and statistics) goes through the generator and the
+output is scored against the original with :func:`ganpipe.metrics.score_pair` (MCD, MR-STFT,
+log-mel L1, PESQ, F0 RMSE, V/UV F1). Synthesis time gives the real-time factor (audio seconds per
+second of synthesis, on the evaluation device).
+
+Unconditional variants (no reference pairs): generated clips are compared with the split's real
+clips as distributions, in a fixed embedding that needs no download: the per-clip mean and standard
+deviation of each log-mel bin (2 x n_mels numbers, the project mel at the model's sample rate).
+
+* ``frechet_mel``: Fréchet distance between Gaussians fitted to the two sets of embeddings (the FID
+  formula on this embedding). 0 = same mean and covariance; larger = further apart. Comparable only
+  between runs with the same mel, sample rate and number of clips.
+* ``ndb``: number of statistically different bins (Richardson & Weiss 2018): the real embeddings are
+  clustered into ``ndb_bins`` k-means bins; a bin whose share of generated clips differs from its
+  share of real clips (two-proportion z-test, p < 0.05) counts. ``ndb / ndb_bins`` near 0 = the
+  generator covers the real modes in the right proportions; near 1 = mode collapse or drift.
+
+Bad pairs (NaN/inf, silent, length mismatch beyond one hop, wrong rate) are skipped and reported with
+the reason; they never stop the evaluation half-way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import linalg
+
+from ganpipe.audio import AudioError, read_audio
+from ganpipe.generator_io import LoadedGenerator
+from ganpipe.mel import MelConfig, MelSpectrogram
+from ganpipe.metrics import HIGHER_IS_BETTER, METRIC_KEYS, MetricInputError, score_pair
+
+
+@dataclass
+class EvalResult:
+    summary: dict[str, Any]
+    per_item: pd.DataFrame
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    samples: list[tuple[str, np.ndarray, np.ndarray | None]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------
+# vocoders
+class CopySynthesizer:
+    """mel(real waveform) -> generator -> waveform, with the model's mel config and statistics."""
+
+    def __init__(self, loaded: LoadedGenerator, device: str | torch.device = "cpu"):
+        self.loaded = loaded
+        self.device = torch.device(device)
+        self.mel = MelSpectrogram(loaded.mel_config, loaded.mel_stats).to(self.device)
+        self.generator = loaded.generator.to(self.device).eval()
+        self.min_frames = loaded.bundle.min_frames or 1
+
+    @torch.inference_mode()
+    def __call__(self, wav: np.ndarray, speaker: int | None = None) -> np.ndarray:
+        hop = self.loaded.mel_config.hop_length
+        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).to(self.device)
+        if x.shape[0] < self.min_frames * hop:
+            x = torch.nn.functional.pad(x, (0, self.min_frames * hop - x.shape[0]))
+        mel = self.mel(x).unsqueeze(0)
+        kw = {"speaker": torch.tensor([speaker], device=self.device)} if speaker is not None else {}
+        out = self.generator(mel, **kw)[0, 0].float().cpu().numpy()
+        return out[: len(wav)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def evaluate_vocoder(loaded: LoadedGenerator, items: list[tuple[str, str, str]], device: str = "cpu",
+                     keep_samples: int = 4) -> EvalResult:
+    """``items``: (utt_id, wav path, speaker name). Scores copy-synthesis of each utterance."""
+    synth = CopySynthesizer(loaded, device)
+    sr = loaded.mel_config.sample_rate
+    metric_mel = MelSpectrogram(MelConfig.from_dict({**loaded.mel_config.to_dict(), "normalize": "none"}))
+    label_of = {n: i for i, n in enumerate(loaded.label_names)}
+    conditional = loaded.bundle.conditioning != "none"
+    rows, skipped, samples = [], [], []
+    synth_seconds, audio_seconds = 0.0, 0.0
+    for utt, path, speaker in items:
+        try:
+            ref, file_sr = read_audio(path)
+        except AudioError as exc:
+            skipped.append({"utt_id": utt, "path": path, "reason": exc.reason})
+            continue
+        if file_sr != sr:
+            skipped.append({"utt_id": utt, "path": path,
+                            "reason": f"sample rate {file_sr} Hz, model expects {sr} Hz"})
+            continue
+        if conditional and speaker not in label_of:
+            skipped.append({"utt_id": utt, "path": path, "reason": f"speaker {speaker!r} unknown to the model"})
+            continue
+        t0 = time.perf_counter()
+        gen = synth(ref, label_of.get(speaker) if conditional else None)
+        _sync(synth.device)
+        synth_seconds += time.perf_counter() - t0
+        audio_seconds += len(ref) / sr
+        try:
+            scores = score_pair(ref, gen, sr, metric_mel, utt=utt)
+        except MetricInputError as exc:
+            skipped.append({"utt_id": utt, "path": path, "reason": str(exc)})
+            continue
+        rows.append({"utt_id": utt, "speaker": speaker, "seconds": round(len(ref) / sr, 4), **scores})
+        if len(samples) < keep_samples:
+            samples.append((utt, gen, ref))
+    per_item = pd.DataFrame(rows, columns=["utt_id", "speaker", "seconds", *METRIC_KEYS])
+    summary: dict[str, Any] = {"kind": "vocoder", "utterances": len(rows), "skipped": len(skipped)}
+    for key in METRIC_KEYS:
+        vals = per_item[key].to_numpy(dtype=float) if len(per_item) else np.array([])
+        finite = vals[np.isfinite(vals)]
+        summary[key] = round(float(finite.mean()), 6) if len(finite) else None
+    summary["rtf"] = round(audio_seconds / synth_seconds, 3) if synth_seconds > 0 else None
+    summary["device"] = str(synth.device)
+    return EvalResult(summary, per_item, skipped, samples)
+
+
+# ------------------------------------------------------------------------------------------------
+# unconditional
+def mel_embedding(clips: np.ndarray, config: MelConfig) -> np.ndarray:
+    """``(N, T)`` clips -> ``(N, 2 * n_mels)``: per-bin mean and std of the project log-mel."""
+    mel = MelSpectrogram(config)
+    with torch.inference_mode():
+        m = mel(torch.from_numpy(clips.astype(np.float32)))  # (N, n_mels, frames)
+    return torch.cat([m.mean(dim=-1), m.std(dim=-1)], dim=-1).numpy().astype(np.float64)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(covmean).all():
+        eps = np.eye(len(cov_a)) * 1e-6
+        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    covmean = np.real(covmean)
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+
+
+def ndb(real: np.ndarray, gen: np.ndarray, bins: int, seed: int = 0) -> int:
+    """Number of k-means bins (fitted on ``real``) whose generated share differs (z-test, p<0.05)."""
+    from scipy.cluster.vq import kmeans2
+    from scipy.stats import norm
+
+    scale = real.std(axis=0) + 1e-8
+    r, g = real / scale, gen / scale
+    k = min(bins, len(r))
+    centroids, labels_r = kmeans2(r, k, minit="++", seed=seed)
+    labels_g = np.argmin(((g[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+    n_r, n_g = len(r), len(g)
+    different = 0
+    for b in range(k):
+        p_r, p_g = np.mean(labels_r == b), np.mean(labels_g == b)
+        p = (p_r * n_r + p_g * n_g) / (n_r + n_g)
+        se = np.sqrt(p * (1 - p) * (1 / n_r + 1 / n_g))
+        if se > 0 and 2 * (1 - norm.cdf(abs(p_r - p_g) / se)) < 0.05:
+            different += 1
+    return different
+
+
+def evaluate_unconditional(loaded: LoadedGenerator, real_clips: np.ndarray, n_generated: int, bins: int,
+                           device: str = "cpu", keep_samples: int = 4, seed: int = 0) -> EvalResult:
+    """``real_clips``: ``(N, T)`` at the model's sample rate, T = the generator's clip length."""
+    gen_module = loaded.generator.to(device).eval()
+    torch.manual_seed(seed)
+    out = []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, n_generated, 16):
+            n = min(16, n_generated - start)
+            z = gen_module.sample_latent(n, device=device)
+            kw = {}
+            if loaded.bundle.conditioning != "none":
+                kw["labels"] = torch.arange(start, start + n, device=device) % max(1, len(loaded.label_names))
+            x = gen_module(z, **kw)
+            if loaded.bundle.variant == "specgan":
+                x = gen_module.spectrogram.to_audio(x)
+            out.append(x[:, 0].float().cpu().numpy())
+    seconds = time.perf_counter() - t0
+    gen = np.concatenate(out)
+    sr = loaded.bundle.sample_rate
+    config = MelConfig(sample_rate=sr, fmax=min(8000.0, sr / 2))
+    real_emb, gen_emb = mel_embedding(real_clips, config), mel_embedding(gen, config)
+    summary = {
+        "kind": "unconditional", "real_clips": len(real_clips), "generated_clips": len(gen),
+        "frechet_mel": round(frechet_distance(real_emb, gen_emb), 4),
+        "ndb": ndb(real_emb, gen_emb, bins, seed), "ndb_bins": min(bins, len(real_clips)),
+        "rtf": round(len(gen) * gen.shape[1] / sr / seconds, 3) if seconds > 0 else None,
+        "device": str(device),
+    }
+    summary["ndb_fraction"] = round(summary["ndb"] / summary["ndb_bins"], 4)
+    per_item = pd.DataFrame({"clip": [f"generated_{i:03d}" for i in range(len(gen))],
+                             "rms_db": 20 * np.log10(np.sqrt(np.mean(gen ** 2, axis=1)) + 1e-12)})
+    samples = [(f"generated_{i:03d}", gen[i], None) for i in range(min(keep_samples, len(gen)))]
+    return EvalResult(summary, per_item, [], samples)
+
+
+# ------------------------------------------------------------------------------------------------
+# two folders of wavs
+def score_folders(ref_dir: str | Path, gen_dir: str | Path) -> dict[str, Any]:
+    """Score every ``gen_dir`` wav against the ``ref_dir`` wav of the same name.
+
+    Returns ``{"means": {...}, "per_utterance": {name: {...}}, "skipped": [{file, reason}], ...}``.
+    Unmatched files, unreadable audio, different sample rates and unusable signals are skipped
+    with their reason.
+    """
+    ref_dir, gen_dir = Path(ref_dir), Path(gen_dir)
+    for d in (ref_dir, gen_dir):
+        if not d.is_dir():
+            raise FileNotFoundError(f"folder not found: {d}")
+    refs = {p.name: p for p in sorted(ref_dir.glob("*.wav")) if not p.name.startswith(".")}
+    gens = {p.name: p for p in sorted(gen_dir.glob("*.wav")) if not p.name.startswith(".")}
+    skipped = [{"file": str(gen_dir / n), "reason": "no reference with this name"} for n in sorted(set(gens) - set(refs))]
+    skipped += [{"file": str(ref_dir / n), "reason": "no generated file with this name"}
+                for n in sorted(set(refs) - set(gens))]
+    per: dict[str, dict[str, float]] = {}
+    mels: dict[int, MelSpectrogram] = {}
+    for name in sorted(set(refs) & set(gens)):
+        try:
+            ref, sr_r = read_audio(refs[name])
+            gen, sr_g = read_audio(gens[name])
+        except AudioError as exc:
+            skipped.append({"file": exc.path, "reason": exc.reason})
+            continue
+        if sr_r != sr_g:
+            skipped.append({"file": name, "reason": f"sample rates differ: ref {sr_r} Hz, gen {sr_g} Hz"})
+            continue
+        if sr_r not in mels:
+            mels[sr_r] = MelSpectrogram(MelConfig(sample_rate=sr_r, fmax=min(8000.0, sr_r / 2)))
+        try:
+            per[name] = score_pair(ref, gen, sr_r, mels[sr_r], utt=name)
+        except MetricInputError as exc:
+            skipped.append({"file": name, "reason": str(exc)})
+    means: dict[str, float | None] = {}
+    for key in METRIC_KEYS:
+        vals = np.array([v[key] for v in per.values()], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        means[key] = round(float(vals.mean()), 6) if len(vals) else None
+    return {"means": means, "per_utterance": per, "skipped": skipped, "pairs": len(per),
+            "higher_is_better": HIGHER_IS_BETTER, "ref_dir": str(ref_dir), "gen_dir": str(gen_dir)}
+
+
+def write_wav(path: Path, wav: np.ndarray, sr: int) -> None:
+    from ganpipe.audio import write_audio
+
+    write_audio(path, np.clip(wav, -1, 1), sr, "pcm16")
+
+
+def read_clip(path: str, length: int, sr: int) -> np.ndarray:
+    """The centre ``length`` samples of a file at ``sr`` (zero-padded when shorter)."""
+    from ganpipe.audio import resample
+
+    wav, file_sr = read_audio(path)
+    wav = resample(wav, file_sr, sr)
+    if len(wav) >= length:
+        s = (len(wav) - length) // 2
+        return wav[s:s + length]
+    return np.pad(wav, (0, length - len(wav)))
+
+
