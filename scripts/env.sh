@@ -20,7 +20,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "[env] installing pinned dependencies from requirements.lock (first time: several minutes)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip<27" "setuptools>=68" wheel
+  # setuptools < 81: pysptk and pyworld still import pkg_resources
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip<27" "setuptools>=68,<81" wheel
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   echo "$WANT" > "$STAMP"
