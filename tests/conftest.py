@@ -8,6 +8,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LJSPEECH_MINI = REPO_ROOT.parent / "shared" / "data" / "ljspeech-mini" / "LJSpeech-1.1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Intra-op threads spin-wait: on a shared 2-core machine one thread is faster and steadier."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def ljspeech_mini() -> Path:
     """The 32-clip LJSpeech sample that lives beside the repo (never copied into it)."""
