@@ -90,6 +90,8 @@ class AudioParams(_Strict):
     loudness_lufs: float = Field(-23.0, le=0.0, ge=-70.0)
     trim_silence: bool = True
     trim_top_db: float = Field(40.0, gt=0.0)
+    trim_margin_seconds: float = Field(0.05, ge=0.0)
+    resample_quality: Literal["VHQ", "HQ", "MQ", "LQ", "QQ"] = "VHQ"  # libsoxr quality
     silence_threshold_db: float = Field(-60.0, le=0.0)
     min_seconds: float = Field(0.5, ge=0.0)
     max_seconds: float = Field(30.0, gt=0.0)

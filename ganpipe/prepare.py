@@ -7,7 +7,7 @@ Per file (:func:`prepare_file`), in this order:
    non-finite samples (NaN/inf), or is silent (peak below ``audio.silence_threshold_db`` dBFS);
 3. optionally trim leading/trailing silence (``trim_silence``): frame RMS (25 ms frames, 10 ms
    hop) compared with the loudest frame; frames more than ``trim_top_db`` below it at either end
-   are cut, keeping a margin of :data:`TRIM_MARGIN_SECONDS`;
+   are cut, keeping a margin of ``audio.trim_margin_seconds``;
 4. skip when the (trimmed) audio is shorter than ``min_seconds`` or longer than ``max_seconds``;
 5. resample to ``audio.sample_rate`` (:func:`ganpipe.audio.resample`, soxr VHQ);
 6. normalise: ``peak`` scales the peak to ``peak_db`` dBFS; ``loudness`` scales the ITU-R
@@ -229,7 +229,7 @@ def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams) -> Pr
                                  f"{audio.silence_threshold_db:g} dBFS")
     trimmed = 0
     if audio.trim_silence:
-        start, end = trim_bounds(wav, sr_in, audio.trim_top_db)
+        start, end = trim_bounds(wav, sr_in, audio.trim_top_db, audio.trim_margin_seconds)
         trimmed = n_frames - (end - start)
         wav = wav[start:end]
     seconds = wav.size / sr_in
@@ -238,7 +238,7 @@ def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams) -> Pr
         raise SkipFile("too_short", f"{seconds:.3f} s{what} < min_seconds {audio.min_seconds:g} s")
     if seconds > audio.max_seconds:
         raise SkipFile("too_long", f"{seconds:.3f} s{what} > max_seconds {audio.max_seconds:g} s")
-    wav = resample(np.ascontiguousarray(wav), sr_in, audio.sample_rate)
+    wav = resample(np.ascontiguousarray(wav), sr_in, audio.sample_rate, quality=audio.resample_quality)
     wav, gain_db, limited = _normalise(wav, audio.sample_rate, audio)
     write_audio(out_path, wav, audio.sample_rate, fmt=audio.output_format)
     written = np.clip(wav, -1.0, 1.0) if audio.output_format == "pcm16" else wav
