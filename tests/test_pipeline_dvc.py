@@ -1,5 +1,6 @@
-"""End to end: `dvc repro` on a fresh copy of the repository runs download -> prepare -> features on
-the demo corpus; a second `dvc repro` does nothing; changing one mel parameter re-runs only features."""
+"""End to end: `dvc repro` on a fresh copy of the repository runs download -> prepare -> features ->
+train -> evaluate on the demo corpus (a tiny model, few steps); a second `dvc repro` does nothing;
+changing one mel parameter re-runs features and what depends on it, not download/prepare."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def fresh_clone(tmp_path: Path) -> Path:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["dataset"]["demo"].update(n_speakers=2, utterances_per_speaker=5)
+    params["model"]["overrides"] = {"upsample_initial_channel": 16, "discriminator_channel_divisor": 32}
+    params["train"].update(steps=6, batch_size=2, segment_samples=2048, checkpoint_every=3, log_every=2,
+                           validate_every=3, num_workers=0, threads=1)
+    params["evaluation"].update(max_utterances=1, samples_to_save=1)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], dest)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], dest)
@@ -56,7 +61,7 @@ def fresh_clone(tmp_path: Path) -> Path:
 def test_dvc_repro_end_to_end(fresh_clone: Path):
     repo = fresh_clone
     out = run(["dvc", "repro"], repo)
-    for stage in ("download", "prepare", "features"):
+    for stage in ("download", "prepare", "features", "train", "evaluate"):
         assert f"Running stage '{stage}'" in out
     manifest = (repo / "data/prepared/manifest.csv").read_text().splitlines()
     assert len(manifest) == 1 + 10
@@ -65,6 +70,12 @@ def test_dvc_repro_end_to_end(fresh_clone: Path):
     mel = np.load(repo / "data/features/mels" / (index[1].split(",")[0] + ".npy"))
     assert mel.shape[0] == 80
     assert json.loads((repo / "metrics/features.json").read_text())["utterances"] == 10
+    train = json.loads((repo / "metrics/train.json").read_text())
+    assert train["steps"] == 6 and (repo / "models/generator.pt").is_file()
+    ev = json.loads((repo / "metrics/eval.json").read_text())
+    assert ev["utterances"] == 1 and ev["mcd"] > 0 and ev["variant"] == "hifigan_v3"
+    assert list((repo / "checkpoints").glob("hifigan_v3-*/step_*.pt"))
+    assert "metrics/eval.json" in run(["dvc", "metrics", "show"], repo)
 
     again = run(["dvc", "repro"], repo)
     assert "Running stage" not in again and "up to date" in again
@@ -73,7 +84,7 @@ def test_dvc_repro_end_to_end(fresh_clone: Path):
     params["mel"]["n_mels"] = 64
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = run(["dvc", "repro"], repo)
-    assert "Running stage 'features'" in changed
+    assert "Running stage 'features'" in changed and "Running stage 'train'" in changed
     assert "Running stage 'download'" not in changed and "Running stage 'prepare'" not in changed
     mel = np.load(repo / "data/features/mels" / (index[1].split(",")[0] + ".npy"))
     assert mel.shape[0] == 64
