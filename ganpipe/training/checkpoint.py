@@ -40,6 +40,9 @@ def save(state: dict[str, Any], ckpt_dir: str | Path, step: int, keep_last: int)
         torch.save(state, tmp)
     for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
+    # temporary files of writes that a killed job never finished (atomic_path's naming)
+    for stale in Path(ckpt_dir).glob(".step_*.pt.tmp-*"):
+        stale.unlink(missing_ok=True)
     return path
 
 

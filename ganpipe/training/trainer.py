@@ -127,6 +127,19 @@ class Discriminators(nn.Module):
         return merge_outputs([d(x, labels=lab) for d in self.parts.values()])
 
 
+class _EpochPlan:
+    """A batch sampler whose batches are set before each epoch (lets one loader serve them all)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class _TrainingForward(nn.Module):
     """What the training step calls (and DDP wraps): MB-MelGAN's sub-bands, else the output."""
 
@@ -292,24 +305,33 @@ class Trainer:
         return batches
 
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Endless batches. The batch order depends only on (seed, epoch), so a resumed run
+        continues mid-epoch exactly where it stopped (bit-identical with ``num_workers: 0``).
+
+        With ``num_workers > 0`` one DataLoader with persistent, *spawned* workers serves every
+        epoch: the process runs Prefect/MLflow threads, and forking a threaded process kills
+        workers at random (seen as "DataLoader worker exited unexpectedly").
+        """
         t = self.params.train
         ds = self._dataset(self.train_corpus)
         per_rank = max(1, t.batch_size // self.dist.world)
+        plan = _EpochPlan()
+        g = torch.Generator().manual_seed(t.seed * 100_003 + self.epoch * 1009 + self.batch_in_epoch)
+        loader = DataLoader(ds, batch_sampler=plan, num_workers=t.num_workers,
+                            pin_memory=self.device.type == "cuda", generator=g,
+                            persistent_workers=t.num_workers > 0,
+                            multiprocessing_context="spawn" if t.num_workers > 0 else None)
         while True:
-            batches = self._epoch_index_batches(len(ds), per_rank)
-            todo = batches[self.batch_in_epoch:]
-            if todo:
-                # own generator: worker seeds never draw from (and so never shift) the global RNG
-                g = torch.Generator().manual_seed(t.seed * 100_003 + self.epoch * 1009 + self.batch_in_epoch)
-                loader = DataLoader(ds, batch_sampler=todo, num_workers=t.num_workers,
-                                    pin_memory=self.device.type == "cuda", generator=g)
+            plan.batches = self._epoch_index_batches(len(ds), per_rank)[self.batch_in_epoch:]
+            if plan.batches:
                 for batch in loader:
                     self.batch_in_epoch += 1
                     yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             self.epoch += 1
             self.batch_in_epoch = 0
-            self.sched_g.step()
-            self.sched_d.step()
+            if self.step > 0:  # (a tiny corpus can end an epoch inside the first WGAN critic loop)
+                self.sched_g.step()
+                self.sched_d.step()
 
     def _fit_specgan_statistics(self) -> None:
         ds = self._dataset(self.train_corpus)
@@ -363,7 +385,12 @@ class Trainer:
         source = self.params.train.fine_tune_from
         if source:
             weights = generator_io.load_weights(source)
-            self.G.load_state_dict(weights, strict=True)
+            try:
+                self.G.load_state_dict(weights, strict=True)
+            except RuntimeError as exc:
+                raise ValueError(f"train.fine_tune_from={source}: its generator weights do not fit "
+                                 f"model.variant {self.bundle.variant!r} with these model settings "
+                                 f"(variant, overrides, conditioning and mel must match): {exc}") from None
             if self.ema is not None:
                 self.ema.load_state_dict(weights)
             if self.dist.main:
@@ -573,17 +600,28 @@ class Trainer:
         tracker = Tracker(self.params, enabled=d.main and self.params.tracking.enabled,
                           run_file=self.ckpt_dir / "mlflow_run.json")
         tracker.start(self.bundle, self.recipe, resumed_step=self.step)
-        initial = self.validate() if d.main and self.step == 0 else None
-        if initial is not None and "val_mel_l1" in initial:
-            tracker.metric("val_mel_l1", initial["val_mel_l1"], 0)
-        first_val = initial.get("val_mel_l1") if initial else None
+        try:
+            result = self._loop(tracker)
+        except BaseException:
+            tracker.end(status="FAILED")
+            raise
+        tracker.end()
+        return result
+
+    def _loop(self, tracker: Tracker) -> dict[str, Any]:
+        t = self.params.train
+        d = self.dist
+        if d.main and self.step == 0:
+            initial = self.validate()
+            if "val_mel_l1" in initial:
+                self.first_val = initial["val_mel_l1"]
+                tracker.metric("val_mel_l1", self.first_val, 0)
         batches = self._batches()
         bar = tqdm(total=t.steps, initial=self.step, desc=f"train {self.bundle.variant}", unit="step",
                    disable=not (self.progress and d.main), dynamic_ncols=True)
         t0, steps0 = time.perf_counter(), self.step
         seg = self.recipe.segment_samples
         acc: dict[str, list[float]] = {}
-        last_val: float | None = None
         try:
             while self.step < t.steps:
                 batch = next(batches)
@@ -592,6 +630,8 @@ class Trainer:
                 if "nonfinite" in logs:
                     self.skipped_steps += 1
                     self.bad_streak += 1
+                    log.warning("non-finite loss at step %d: update skipped (%d in a row, %d in all)",
+                                self.step + 1, self.bad_streak, self.skipped_steps)
                     if self.bad_streak >= t.max_nonfinite_steps:
                         raise TrainingDiverged(
                             f"losses were non-finite for {self.bad_streak} consecutive steps (at step {self.step}); "
@@ -614,23 +654,30 @@ class Trainer:
                 if d.main and (self.step % t.validate_every == 0 or self.step == t.steps):
                     val = self.validate()
                     if "val_mel_l1" in val:
-                        last_val = val["val_mel_l1"]
-                        tracker.metric("val_mel_l1", last_val, self.step)
+                        self.last_val = val["val_mel_l1"]
+                        tracker.metric("val_mel_l1", self.last_val, self.step)
                     tracker.samples(val, self.step, self.mel_config.sample_rate if self.bundle.kind == "vocoder"
                                     else self.bundle.sample_rate)
                 if self.step % t.checkpoint_every == 0 or self.step == t.steps:
-                    if d.main:
-                        ckpt.save(self._state(), self.ckpt_dir, self.step, t.keep_last)
-                    if d.world > 1:
-                        dist.barrier()
+                    self._checkpoint()
         finally:
             bar.close()
         elapsed = time.perf_counter() - t0
-        result: dict[str, Any] = {}
+        if not d.main:
+            return {}
+        return self._finish(tracker, elapsed, self.step - steps0, seg, self.first_val, self.last_val)
+
+    def _checkpoint(self) -> None:
+        """Rank 0 writes; under torchrun it also keeps every rank's RNG state (collective)."""
+        t, d = self.params.train, self.dist
+        rng_ranks: list[Any] | None = None
+        if d.world > 1:
+            rng_ranks = [None] * d.world
+            dist.all_gather_object(rng_ranks, ckpt.rng_state())
         if d.main:
-            result = self._finish(tracker, elapsed, self.step - steps0, seg, first_val, last_val)
-        tracker.end()
-        return result
+            ckpt.save(self._state(rng_ranks), self.ckpt_dir, self.step, t.keep_last)
+        if d.world > 1:
+            dist.barrier()
 
     def _finish(self, tracker: "Tracker", elapsed: float, steps_done: int, seg: int,
                 first_val: float | None, last_val: float | None) -> dict[str, Any]:
@@ -661,9 +708,8 @@ class Trainer:
 
 
 def train(params: Params, paths: TrainPaths = TrainPaths(), progress: bool = True) -> dict[str, Any]:
-    trainer = Trainer(params, paths, progress)
     try:
-        return trainer.run()
+        return Trainer(params, paths, progress).run()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
