@@ -158,3 +158,21 @@ def test_mlflow_logs_params_metrics_and_samples(demo_corpus, tmp_path, monkeypat
     assert mlflow.active_run() is None
     statuses = sorted(r.info.status for r in client.search_runs([exp.experiment_id]))
     assert statuses == ["FAILED", "FINISHED"]
+
+
+def test_nonfinite_discriminator_updates_are_skipped_and_counted(demo_corpus, tmp_path, monkeypatch):
+    calls = []
+    original = losses.discriminator_loss
+
+    def patched(*args, **kwargs):
+        calls.append(1)
+        out = original(*args, **kwargs)
+        return out * float("nan") if len(calls) in (2, 3) else out
+
+    monkeypatch.setattr(losses, "discriminator_loss", patched)
+    paths = train_paths(demo_corpus, tmp_path)
+    trainer = Trainer(tiny_params("hifigan_v3", train={"steps": 4}), paths, progress=False)
+    metrics = trainer.run()
+    assert metrics["steps"] == 4 and metrics["skipped_d_updates"] == 2 and metrics["skipped_steps"] == 0
+    assert trainer.opt_d.state_dict()["state"][0]["step"].item() == 2  # the NaN updates never applied
+    assert all(torch.isfinite(p).all() for p in trainer.D.parameters())

@@ -249,6 +249,7 @@ class Trainer:
         self.mrstft = MultiResolutionSTFT().to(self.device)
         self.mrstft_sub = MultiResolutionSTFT(SUBBAND_RESOLUTIONS).to(self.device)
         self.step, self.epoch, self.skipped_steps, self.bad_streak = 0, 0, 0, 0
+        self.skipped_d_updates = 0
         self.batch_in_epoch = 0  # batches of the current epoch already consumed (resumed mid-epoch)
         self.first_val: float | None = None  # validation mel L1 before training (kept over resumes)
         self.last_val: float | None = None
@@ -343,7 +344,7 @@ class Trainer:
     def _state(self, rng_ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "skipped_steps": self.skipped_steps,
+            "skipped_steps": self.skipped_steps, "skipped_d_updates": self.skipped_d_updates,
             "val_mel_l1_initial": self.first_val, "val_mel_l1": self.last_val,
             "variant": self.bundle.variant,
             "generator": self.G.state_dict(), "discriminators": self.D.state_dict(),
@@ -370,6 +371,7 @@ class Trainer:
             self.step, self.epoch = int(state["step"]), int(state["epoch"])
             self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
             self.skipped_steps = int(state.get("skipped_steps", 0))
+            self.skipped_d_updates = int(state.get("skipped_d_updates", 0))
             self.first_val, self.last_val = state.get("val_mel_l1_initial"), state.get("val_mel_l1")
             self.history = list(state.get("history", []))
             ranks = state.get("rng_ranks")
@@ -477,6 +479,8 @@ class Trainer:
                 logs.update(parts)
                 if self._update(loss_d, self.opt_d, self.D, [loss_d], sync_grads=True):
                     logs["d_loss"] = loss_d.detach()
+                else:
+                    self._skip_d()
         loss_g = fake.new_zeros(())
         if r.lambda_mel > 0:
             mel_l1 = torch.mean(torch.abs(self.mel_fn(fake.squeeze(1)) - self.mel_fn(wav.squeeze(1))))
@@ -527,6 +531,8 @@ class Trainer:
             logs.update(parts)
             if self._update(loss_d, self.opt_d, self.D, [loss_d], sync_grads=True):
                 logs["d_loss"] = loss_d.detach()
+            else:
+                self._skip_d()
         labels = batch["label"] if self.conditional else None
         z = self.G.sample_latent(real.shape[0], device=self.device)
         with self._autocast():
@@ -538,6 +544,11 @@ class Trainer:
         else:
             logs["nonfinite"] = torch.tensor(1.0)
         return logs
+
+    def _skip_d(self) -> None:
+        self.skipped_d_updates += 1
+        log.warning("non-finite discriminator loss at step %d: discriminator update skipped (%d in all)",
+                    self.step + 1, self.skipped_d_updates)
 
     @torch.no_grad()
     def _ema_update(self) -> None:
@@ -688,7 +699,7 @@ class Trainer:
         sps = steps_done / elapsed if elapsed > 0 and steps_done else 0.0
         last = self.history[-1] if self.history else {}
         metrics = {
-            "steps": self.step, "skipped_steps": self.skipped_steps,
+            "steps": self.step, "skipped_steps": self.skipped_steps, "skipped_d_updates": self.skipped_d_updates,
             "steps_per_second": round(sps, 4),
             "generator_parameters": sum(p.numel() for p in self.G.parameters()),
             **{k: round(v, 6) for k, v in last.items() if k not in ("step",) and math.isfinite(v)},
