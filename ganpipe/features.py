@@ -102,7 +102,14 @@ def shard(jobs: list[FeatureJob], shard_size: int) -> list[list[FeatureJob]]:
 
 def _load(job: FeatureJob, sample_rate: int) -> np.ndarray:
     try:
-        wav, sr = sf.read(job.wav_path, dtype="float32", always_2d=False)
+        with sf.SoundFile(job.wav_path) as fh:
+            sr = fh.samplerate
+            if fh.subtype == "PCM_16":
+                # int16 + one numpy scale is ~4x cheaper than libsndfile's float conversion and gives
+                # the same values (both divide by 32768)
+                wav = fh.read(dtype="int16", always_2d=False).astype(np.float32) * np.float32(1 / 32768)
+            else:
+                wav = fh.read(dtype="float32", always_2d=False)
     except Exception as exc:
         raise FeatureError(f"{job.wav_path}: unreadable ({type(exc).__name__}: {exc})") from None
     if sr != sample_rate:
