@@ -8,10 +8,13 @@ offending key (dotted path) and, where the choice is closed, the allowed values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from ganpipe.mel import MelConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -254,6 +257,48 @@ class TrackingParams(_Strict):
     experiment: str = "ganpipe"
 
 
+# Metrics a registry can promote on (the keys of metrics/eval.json; kept in step with
+# ganpipe.metrics.METRIC_KEYS by tests/test_registry.py). Unconditional variants: frechet_mel, ndb_fraction.
+PrimaryMetric = Literal["mcd", "mrstft", "logmel_l1", "pesq", "f0_rmse_cents", "vuv_f1",
+                        "frechet_mel", "ndb_fraction"]
+
+
+class RegistryParams(_Strict):
+    """Register stage + retraining: the MLflow registered model, its aliases and promotion rule.
+
+    Every registered version gets ``candidate_alias``; it also gets ``champion_alias`` when there is
+    no champion yet, or when it beats the champion on ``primary_metric`` by more than ``margin``
+    (in the metric's own units; direction from ganpipe.metrics.HIGHER_IS_BETTER).
+    """
+
+    enabled: bool = True
+    # null: ganpipe-<dataset.name>-<model.variant>
+    model_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    primary_metric: PrimaryMetric = "mcd"
+    margin: float = Field(0.0, ge=0.0)
+    candidate_alias: str = Field("candidate", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    champion_alias: str = Field("champion", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    # Also log an ONNX export of the generator inside the model (pyfunc param backend=onnx).
+    export_onnx: bool = True
+    # Seconds to wait for another registration / DVC command holding the project lock.
+    lock_timeout_seconds: float = Field(600.0, gt=0.0)
+    # Prefect task retries of transient failures (DVC lock held, database busy, network).
+    retries: int = Field(3, ge=0, le=20)
+    retry_delay_seconds: float = Field(10.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _aliases(self) -> "RegistryParams":
+        if self.candidate_alias == self.champion_alias:
+            raise ValueError("registry.candidate_alias and registry.champion_alias must differ")
+        for alias in (self.candidate_alias, self.champion_alias):
+            if alias.lower() == "latest" or (alias[:1] in "vV" and alias[1:].isdigit()):
+                raise ValueError(f"alias {alias!r} is reserved by MLflow (latest, v<number>)")
+        return self
+
+    def registered_name(self, dataset: str, variant: str) -> str:
+        return self.model_name or f"ganpipe-{dataset}-{variant}"
+
+
 class Params(_Strict):
     dataset: DatasetParams = DatasetParams()
     audio: AudioParams = AudioParams()
@@ -266,7 +311,7 @@ class Params(_Strict):
     train: TrainParams = TrainParams()
     tracking: TrackingParams = TrackingParams()
     evaluation: EvaluationParams = EvaluationParams()
-    registry: dict[str, Any] = Field(default_factory=dict)
+    registry: RegistryParams = RegistryParams()
 
     @model_validator(mode="after")
     def _cross(self) -> "Params":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +29,6 @@ from ganpipe.metrics.mcd import (
 # the two shortest clips of ljspeech-mini keep the per-frame pysptk reference affordable
 SHORT_CLIPS = ("LJ001-0008.wav", "LJ001-0002.wav")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Small torch ops on the shared 2-core box run ~10x faster on one intra-op thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------- degradations of a clean clip

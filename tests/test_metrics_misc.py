@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-import torch
 
 from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.metrics import METRIC_KEYS, MetricInputError, score_pair
@@ -27,14 +25,6 @@ from ganpipe.metrics.quality import PesqInputError, pesq_wb
 
 SR = 22050
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Small torch ops on the shared 2-core box run ~10x faster on one intra-op thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

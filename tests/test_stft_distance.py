@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,6 @@ from ganpipe.stft_distance import DEFAULT_RESOLUTIONS, MultiResolutionSTFT, STFT
 
 CLIPS = ("LJ001-0008.wav", "LJ001-0002.wav", "LJ001-0013.wav")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Small torch ops on the shared 2-core box run ~10x faster on one intra-op thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _noisy(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
