@@ -45,7 +45,7 @@ def baseline(files: list[Path], out: Path, c: MelConfig) -> None:
 
 
 def ours(manifest: Path, out: Path, c: MelConfig, workers: int) -> None:
-    extract_features(manifest, "/", out, c, shard_size=16, device="cpu", workers=workers)
+    extract_features(manifest, "/", out, c, shard_size=len(pd.read_csv(manifest)), device="cpu", workers=workers)
 
 
 def timed(fn, reps: int) -> float:
