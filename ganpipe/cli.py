@@ -112,6 +112,22 @@ def evaluate(
 
 
 @app.command()
+def register(params: Path = ParamsOpt) -> None:
+    """Register models/generator.pt in the MLflow registry (name from registry.model_name); every
+    new version gets alias 'candidate' and becomes 'champion' only if it beats the current one on
+    registry.primary_metric by registry.margin (or there is none). Re-running adds no duplicate."""
+    _run_flow("register", params)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def retrain(ctx: typer.Context, params: Path = ParamsOpt) -> None:
+    """One retraining cycle: (dvc pull) -> dvc repro -> dvc push -> register -> promote only if
+    better; a failure leaves the champion untouched. Options are those of
+    `python -m flows.retrain --help` (e.g. --fine-tune, --pull, --no-push)."""
+    _run_flow("retrain", params, list(ctx.args))
+
+
+@app.command()
 def preset(
     action: str = typer.Argument(..., help="flags | apply"),
     config: str = typer.Argument(..., help="A file in configs/ (path or name, e.g. ljspeech_hifigan_v1)."),
@@ -149,6 +165,86 @@ def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc 
     """Run the whole pipeline with DVC (`dvc repro`): only stages whose inputs changed re-run."""
     _check(Path("params.yaml"))
     raise typer.Exit(subprocess.call(["dvc", "repro", *(args or [])]))
+
+
+@app.command()
+def synthesize(
+    model: str = typer.Option(..., "--model", "-m",
+                              help="Registered model: models:/NAME@champion, models:/NAME/3, or a model folder."),
+    mel: Path = typer.Option(None, "--mel", help="Log-mel .npy, (n_mels, frames), made with the model's mel."),
+    wav: Path = typer.Option(None, "--wav", help="Audio file to re-synthesise (copy-synthesis)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output WAV (16-bit PCM at the model's sample rate)."),
+    mel_config: Path = typer.Option(None, "--mel-config",
+                                    help="JSON of the mel parameters used for --mel (checked against the model's)."),
+    speaker: str = typer.Option(None, "--speaker", help="Speaker name or index (speaker-conditioned models)."),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnx (the ONNX export inside the model)."),
+    resample: bool = typer.Option(False, "--resample", help="--wav: resample to the model's rate instead of failing."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri",
+                                     help="MLflow store (default: $MLFLOW_TRACKING_URI, else params.yaml's)."),
+) -> None:
+    """Vocode a mel (--mel x.npy) or re-synthesise audio (--wav in.wav) with a registered model
+    -> WAV. Mel parameters that differ from the model's (--mel-config, or the array's n_mels) are
+    reported by name instead of producing wrong audio."""
+    import numpy as np
+
+    from ganpipe.audio import AudioError, read_audio, resample as resample_audio, write_audio
+    from ganpipe.synthesis import SynthesisError, load_vocoder
+
+    def fail(message: str) -> None:
+        typer.secho(f"error: {message}", fg="red", err=True)
+        raise typer.Exit(2)
+
+    if (mel is None) == (wav is None):
+        fail("give exactly one of --mel or --wav")
+    if wav is not None and mel_config is not None:
+        fail("--mel-config describes the mels given with --mel; with --wav the model computes its own mel")
+    try:
+        voc = load_vocoder(model, tracking_uri)
+        if mel is not None:
+            try:
+                array = np.load(mel, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                fail(f"{mel}: cannot read a .npy array ({exc})")
+            audio = voc.mel_to_audio(array, mel_config=mel_config, speaker=speaker, backend=backend)
+        else:
+            try:
+                signal, sr = read_audio(wav)
+            except AudioError as exc:
+                fail(str(exc))
+            if resample and sr != voc.sample_rate:
+                signal, sr = resample_audio(signal, sr, voc.sample_rate), voc.sample_rate
+            audio = voc.copy_synthesis(signal, sr, speaker=speaker, backend=backend)
+    except SynthesisError as exc:
+        fail(str(exc))
+    if audio.ndim == 2 and audio.shape[0] == 1:  # a (1, n_mels, frames) array
+        audio = audio[0]
+    if audio.ndim != 1:
+        fail(f"--mel holds a batch of {audio.shape[0]} mels; give one (n_mels, frames) array")
+    write_audio(out, audio, voc.sample_rate, "pcm16")
+    typer.echo(json.dumps({"out": str(out), "sample_rate": voc.sample_rate, "samples": int(audio.shape[-1]),
+                           "seconds": round(audio.shape[-1] / voc.sample_rate, 3), "model": model}))
+
+
+@app.command()
+def schedule(
+    cron: str = typer.Option("0 3 * * 0", "--cron", help="Cron schedule of the retrain (default: Sundays 03:00)."),
+    timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron schedule."),
+    name: str = typer.Option("ganpipe-retrain", "--name", help="Deployment name (retrain/<name>)."),
+    pull: bool = typer.Option(False, "--pull/--no-pull", help="dvc pull before the pipeline."),
+    push: bool = typer.Option(True, "--push/--no-push", help="dvc push after the pipeline."),
+    fine_tune: bool = typer.Option(False, "--fine-tune", help="Start training from the champion's weights."),
+    command: str = typer.Option(None, "--command", help="Run this instead of dvc repro (shell-split)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Serve the retrain flow on a cron schedule: creates the Prefect deployment retrain/<name> on
+    the server at PREFECT_API_URL (start one with `prefect server start`) and runs its scheduled
+    and manually triggered runs (`prefect deployment run retrain/<name>`) until stopped (Ctrl-C).
+    Each run: dvc repro -> dvc push -> register -> promote only if better."""
+    _check(params)
+    extra = ["--serve", "--cron", cron, "--timezone", timezone, "--name", name]
+    extra += (["--pull"] if pull else []) + ([] if push else ["--no-push"]) + (["--fine-tune"] if fine_tune else [])
+    extra += ["--command", command] if command else []
+    _run_flow("retrain", params, extra)
 
 
 if __name__ == "__main__":

@@ -168,13 +168,21 @@ def _split(out: DiscriminatorOutput, n: int) -> tuple[DiscriminatorOutput, Discr
     return a, b
 
 
-def run_key(params: Params, mel: MelConfig) -> str:
-    """Checkpoint sub-folder: the variant plus a hash of everything that shapes the weights, so a
-    different architecture/conditioning/mel starts fresh and switching back resumes."""
+def run_key(params: Params, mel: MelConfig, features_dir: Path | None = None) -> str:
+    """Checkpoint sub-folder: the variant plus a hash of everything that decides what is trained —
+    architecture, conditioning, mel, the starting weights (``train.fine_tune_from``) and the
+    training data (the features index and statistics) — so a killed run resumes, while a new data
+    version or a fine-tune from a new champion starts its own run instead of 'resuming' a finished one."""
     import hashlib
 
-    key = json.dumps({"model": params.model.model_dump(mode="json"), "mel": mel.to_dict()}, sort_keys=True)
-    return f"{params.model.variant}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    h = hashlib.sha256(json.dumps({"model": params.model.model_dump(mode="json"), "mel": mel.to_dict(),
+                                   "fine_tune_from": params.train.fine_tune_from}, sort_keys=True).encode())
+    if features_dir is not None:
+        for name in ("index.csv", "stats.npz"):
+            path = Path(features_dir) / name
+            if path.is_file():
+                h.update(path.read_bytes())
+    return f"{params.model.variant}-{h.hexdigest()[:10]}"
 
 
 def build_bundle(params: Params, n_labels: int, mel: MelConfig) -> ModelBundle:
@@ -254,7 +262,7 @@ class Trainer:
         self.first_val: float | None = None  # validation mel L1 before training (kept over resumes)
         self.last_val: float | None = None
         self.history: list[dict[str, float]] = []
-        self.ckpt_dir = paths.checkpoints / run_key(params, self.mel_config)
+        self.ckpt_dir = paths.checkpoints / run_key(params, self.mel_config, paths.features)
         self._resume_or_finetune()
         if self.bundle.variant == "specgan" and not bool(self.G.spectrogram.fitted):
             self._fit_specgan_statistics()

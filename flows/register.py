@@ -1,0 +1,87 @@
+"""Register flow: models/generator.pt (+ metrics/eval.json) -> a version of the MLflow registered model.
+
+Every new version gets alias ``registry.candidate_alias``; it becomes ``registry.champion_alias``
+when it beats the current champion on ``registry.primary_metric`` by more than ``registry.margin``
+(or when there is no champion). Re-running for the same generator file creates nothing new.
+The decision goes to metrics/register.json (DVC metric), the version's tags and a Prefect artifact.
+See ganpipe/registry.py (rules) and ganpipe/serving.py (the model's input/output contract).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows._runtime import cli_main, publish
+from ganpipe.config import Params, load_params
+from ganpipe.registry import NotAVocoderError, is_transient, register_generator, write_register_json
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry only failures that may pass (locks, busy database)."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - classified, not handled
+        return is_transient(exc)
+    return False
+
+
+# Talks to the registry (an external store): never cached.
+@task(name="register-model", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
+def register_task(params: Params, generator: str, eval_metrics: str, project_dir: str) -> dict[str, Any]:
+    reg = register_generator(generator, eval_metrics, params, project_dir)
+    return reg.to_dict(include_created=True)
+
+
+def summary_rows(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("model_name", "version", "decision", "decision_reason", "primary_metric", "new_value",
+            "champion_before_version", "champion_before_value", "margin", "aliases_assigned", "created",
+            "generator_sha256", "weights_sha256", "model_uri")
+    return {k: result.get(k) for k in keys if k in result}
+
+
+def register_in_flow(params: Params, generator: str, eval_metrics: str, project_dir: str) -> dict[str, Any]:
+    """The register task with the configured retries (used by this flow and the retrain flow)."""
+    rp = params.registry
+    return register_task.with_options(retries=rp.retries, retry_delay_seconds=rp.retry_delay_seconds)(
+        params, generator, eval_metrics, project_dir)
+
+
+@flow(name="register", log_prints=True)
+def register_flow(params_path: str = "params.yaml", generator: str = "models/generator.pt",
+                  eval_metrics: str = "metrics/eval.json", out: str = "metrics/register.json",
+                  project_dir: str = ".") -> dict[str, Any]:
+    logger = get_run_logger()
+    root = Path(project_dir).resolve()
+    params = load_params(root / params_path)
+    out_path = root / out
+    if not params.registry.enabled:
+        result: dict[str, Any] = {"registered": False, "reason": "registry.enabled is false"}
+        write_register_json(out_path, result)
+        logger.info("registry disabled (registry.enabled: false): nothing registered")
+        return result
+    try:
+        result = register_in_flow(params, generator, eval_metrics, str(root))
+    except NotAVocoderError as exc:  # unconditional variants: recorded, the pipeline goes on
+        result = {"registered": False, "reason": str(exc)}
+        write_register_json(out_path, result)
+        logger.warning("not registered: %s", exc)
+        publish("register-summary", "Registration skipped", result)
+        return result
+    write_register_json(out_path, {k: v for k, v in result.items() if k != "created"})
+    logger.info("%s version %s: %s (%s)%s", result["model_name"], result["version"], result["decision"],
+                result["decision_reason"], "" if result["created"] else " [already registered: no new version]")
+    publish("register-summary", f"Registration: {result['model_name']} v{result['version']} -> {result['decision']}",
+            summary_rows(result))
+    return result
+
+
+def main() -> None:
+    cli_main(register_flow, "Register models/generator.pt in the MLflow model registry -> metrics/register.json.")
+
+
+if __name__ == "__main__":
+    main()

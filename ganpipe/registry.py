@@ -1,0 +1,641 @@
+"""Model registry: the trained generator as a registered MLflow model, with candidate/champion aliases.
+
+:func:`register_generator` (the register stage, ``flows/register.py``, and the retrain flow):
+
+1. reads ``models/generator.pt`` and ``metrics/eval.json`` (they must describe the same model:
+   same variant and training step) and hashes the generator: the file (``generator_sha256``) and
+   its content (``weights_sha256``: architecture, weights, mel configuration and statistics, label
+   names; ``torch.save`` writes different bytes for the same weights each time);
+2. under a file lock (``<tracking db folder>/registry.lock``: concurrent registrations, from
+   threads or processes, run one after the other), looks for a version of the registered model
+   with the same file or content hash: if there is one, nothing new is created (idempotent);
+3. otherwise logs an MLflow run with the evaluation metrics and the generator as a pyfunc model
+   (:mod:`ganpipe.serving`: signature, metadata, pip requirements, the ``ganpipe`` code, and an
+   ONNX export when ``registry.export_onnx``) and registers it as a new version with tags:
+   ``generator_sha256``, ``weights_sha256``, ``variant``, ``dataset``, ``sample_rate``, ``hop_length``, ``n_mels``,
+   ``mel_config`` (JSON), ``training_step``, ``training_run_id``, ``git_commit``, ``git_dirty``,
+   ``data_features_md5``, ``data_prepared_md5`` and ``eval_<metric>`` for every metric;
+4. decides: the version gets alias ``registry.candidate_alias``; it also gets
+   ``registry.champion_alias`` when there is no champion, or when its ``registry.primary_metric``
+   beats the champion's by more than ``registry.margin`` (lower is better unless
+   ``ganpipe.metrics.HIGHER_IS_BETTER`` says otherwise). A new version whose metric is missing
+   (NaN/null) never displaces a champion; a champion without the metric is displaced by any
+   version that has it. The decision and both metric values are stored as version tags
+   (``decision``, ``decision_reason``, ``primary_metric``, ``primary_metric_value``,
+   ``champion_before_version``, ``champion_before_value``, ``margin``, ``registration=complete``)
+   and returned as a :class:`Registration` (``metrics/register.json``).
+
+A registration interrupted after the version was created is completed by the next run for the same
+generator file. Consumers load ``models:/<name>@champion`` (see :mod:`ganpipe.synthesis`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ganpipe.config import Params, TrackingParams
+
+log = logging.getLogger("ganpipe.registry")
+
+MODEL_ARTIFACT = "vocoder"  # name of the logged model inside its run
+GENERATOR_ARTIFACT = "artifacts/generator.pt"  # path of the generator file inside the model
+# Directions of the metrics that ganpipe.metrics.HIGHER_IS_BETTER does not list (unconditional).
+_EXTRA_HIGHER_IS_BETTER = {"frechet_mel": False, "ndb_fraction": False, "ndb": False}
+_TRANSIENT_MARKERS = ("database is locked", "unable to acquire lock", "lock is held", "lockerror",
+                      "temporarily unavailable", "connection reset", "connection refused", "timed out")
+
+
+class RegistryError(RuntimeError):
+    """A registration that cannot proceed (the message says why and what to do)."""
+
+
+class NotAVocoderError(RegistryError):
+    """Only vocoders (mel -> waveform) are registered as pyfunc models."""
+
+
+class TransientError(RuntimeError):
+    """A failure worth retrying (a lock held by another process, a busy database)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying ``exc`` may succeed: lock timeouts, busy databases, network resets."""
+    from filelock import Timeout
+
+    if isinstance(exc, (TransientError, Timeout)):
+        return True
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def higher_is_better(metric: str) -> bool:
+    from ganpipe.metrics import HIGHER_IS_BETTER
+
+    if metric in HIGHER_IS_BETTER:
+        return HIGHER_IS_BETTER[metric]
+    if metric in _EXTRA_HIGHER_IS_BETTER:
+        return _EXTRA_HIGHER_IS_BETTER[metric]
+    raise RegistryError(f"unknown metric {metric!r}: no direction (higher or lower is better) known")
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers: paths, hashes, data version
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_sha256(path: str | Path) -> str:
+    """Content hash of a generator file: variant, architecture config, weights (names, dtypes,
+    shapes, bytes), mel configuration + statistics and label names; not the step or run id."""
+    import torch
+
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    h = hashlib.sha256()
+    h.update(json.dumps({k: obj.get(k) for k in ("format", "variant", "config", "mel_config", "label_names")},
+                        sort_keys=True, default=str).encode())
+
+    def add(name: str, t: Any) -> None:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+    for name in sorted(obj["state_dict"]):
+        add(name, obj["state_dict"][name])
+    for name in sorted(obj.get("mel_stats", {})):
+        add(f"mel_stats.{name}", obj["mel_stats"][name])
+    return h.hexdigest()
+
+
+def project_tracking(tp: TrackingParams, project_dir: str | Path = ".") -> TrackingParams:
+    """``tp`` with a relative sqlite database and artifact folder made absolute under ``project_dir``
+    (the process may run elsewhere, e.g. a scheduled flow run)."""
+    root = Path(project_dir).resolve()
+    uri = tp.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(root / uri[len(prefix):])
+    location = Path(tp.artifact_location)
+    if not location.is_absolute():
+        location = root / location
+    return tp.model_copy(update={"tracking_uri": uri, "artifact_location": str(location)})
+
+
+def lock_path(tp: TrackingParams, project_dir: str | Path = ".") -> Path:
+    """The registration lock: beside the sqlite database, else ``<project>/.mlflow/registry.lock``."""
+    tp = project_tracking(tp, project_dir)
+    if tp.tracking_uri.startswith("sqlite:///"):
+        return Path(tp.tracking_uri[len("sqlite:///"):]).parent / "registry.lock"
+    return Path(project_dir).resolve() / ".mlflow" / "registry.lock"
+
+
+def file_lock(path: str | Path, timeout: float) -> Any:
+    """An inter-process (and inter-thread) lock on ``path``; raises ``filelock.Timeout``."""
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path), timeout=timeout)  # a new object (and descriptor) per use: threads exclude each other
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def data_version(project_dir: str | Path = ".") -> dict[str, Any]:
+    """Git commit (+ whether tracked files differ from it) and the dvc.lock hashes of the data."""
+    import yaml
+
+    root = Path(project_dir).resolve()
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
+    out: dict[str, Any] = {"git_commit": commit, "git_dirty": bool(status) if status is not None else None,
+                           "data_features_md5": None, "data_prepared_md5": None}
+    lock = root / "dvc.lock"
+    if lock.is_file():
+        try:
+            stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+        except yaml.YAMLError:
+            stages = {}
+        for stage, path, key in (("features", "data/features", "data_features_md5"),
+                                 ("prepare", "data/prepared", "data_prepared_md5")):
+            for o in (stages.get(stage) or {}).get("outs", []) or []:
+                if o.get("path") == path:
+                    out[key] = o.get("md5")
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def read_eval_metrics(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(source, dict):
+        return dict(source)
+    path = Path(source)
+    if not path.is_file():
+        raise RegistryError(f"evaluation metrics not found: {path} (run the evaluate stage first: dvc repro)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RegistryError(f"{path}: expected a JSON object of metrics")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# the result
+@dataclass
+class Registration:
+    """One registration's outcome (what ``metrics/register.json`` holds, plus ``created``)."""
+
+    model_name: str
+    version: str
+    model_uri: str
+    decision: str  # "champion" (promoted) or "candidate" (kept the previous champion)
+    promoted: bool
+    decision_reason: str
+    aliases_assigned: list[str]
+    primary_metric: str
+    higher_is_better: bool
+    margin: float
+    new_value: float | None
+    champion_before_version: str | None
+    champion_before_value: float | None
+    generator_sha256: str
+    weights_sha256: str
+    variant: str
+    run_id: str | None
+    data_version: dict[str, Any]
+    eval_metrics: dict[str, float]
+    created: bool = True  # False: this generator file was registered before (nothing new)
+
+    def to_dict(self, include_created: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not include_created:
+            d.pop("created")
+        return d
+
+
+def _tag_value(value: str | None) -> Any:
+    if value in (None, "", "none"):
+        return None
+    return {"true": True, "false": False}.get(value, value)
+
+
+def _registration_from_version(mv: Any, created: bool) -> Registration:
+    t = dict(mv.tags)
+    before = t.get("champion_before_version") or None
+    return Registration(
+        model_name=mv.name, version=str(mv.version), model_uri=f"models:/{mv.name}/{mv.version}",
+        decision=t.get("decision", "candidate"), promoted=t.get("decision") == "champion",
+        decision_reason=t.get("decision_reason", ""),
+        aliases_assigned=[a for a in t.get("aliases_assigned", "").split(",") if a],
+        primary_metric=t.get("primary_metric", ""), higher_is_better=t.get("higher_is_better") == "true",
+        margin=float(t.get("margin", "0") or 0), new_value=_finite(t.get("primary_metric_value")),
+        champion_before_version=None if before in (None, "none") else before,
+        champion_before_value=_finite(t.get("champion_before_value")),
+        generator_sha256=t.get("generator_sha256", ""), weights_sha256=t.get("weights_sha256", ""),
+        variant=t.get("variant", ""), run_id=mv.run_id,
+        data_version={k: _tag_value(t.get(k)) for k in ("git_commit", "git_dirty", "data_features_md5",
+                                                         "data_prepared_md5")},
+        eval_metrics={k[len("eval_"):]: float(v) for k, v in sorted(t.items())
+                      if k.startswith("eval_") and _finite(v) is not None},
+        created=created,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# logging the model
+def _pip_requirements(with_onnx: bool) -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for pkg in ["mlflow", "torch", "torchaudio", "numpy", "scipy"] + (["onnxruntime"] if with_onnx else []):
+        try:
+            reqs.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            reqs.append(pkg)
+    return reqs
+
+
+def _export_onnx(loaded: Any, path: Path) -> str | None:
+    """Write the ONNX export; returns None on success, else why it was skipped."""
+    import numpy as np
+    import torch
+
+    from ganpipe.inference import _draws_noise, export_onnx, reference_module
+
+    if _draws_noise(loaded.generator):
+        return f"{loaded.bundle.variant} draws its own noise: no deterministic export to compare"
+    try:
+        export_onnx(loaded.generator, path)
+        import onnxruntime as ort
+
+        reference = reference_module(loaded.generator, "cpu")
+        gen = torch.Generator().manual_seed(0)
+        mel = torch.randn(1, loaded.mel_config.n_mels, 24, generator=gen) - 4.0
+        feeds = {"mel": mel.numpy()}
+        kw = {}
+        if loaded.bundle.conditioning != "none":
+            feeds["speaker"] = np.zeros(1, dtype=np.int64)
+            kw["speaker"] = torch.zeros(1, dtype=torch.long)
+        with torch.inference_mode():
+            expected = reference(mel, **kw).numpy()
+        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["wav"], feeds)[0]
+        diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+        if not diff <= 1e-3:
+            return f"ONNX output differs from torch by {diff:.3g}"
+    except Exception as exc:  # noqa: BLE001 - the export is optional; the reason is recorded
+        return f"ONNX export failed: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _copy_code(dest: Path) -> Path:
+    """The ``ganpipe`` package (sources only) for the model's ``code_paths``."""
+    import ganpipe
+
+    target = dest / "ganpipe"
+    shutil.copytree(Path(ganpipe.__file__).parent, target,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    return target
+
+
+def _version_tags(loaded: Any, sha: str, content: str, dataset: str, data: dict[str, Any],
+                  metrics: dict[str, Any]) -> dict[str, str]:
+    tags = {
+        "generator_sha256": sha, "weights_sha256": content, "variant": loaded.bundle.variant, "dataset": dataset,
+        "sample_rate": str(loaded.mel_config.sample_rate), "hop_length": str(loaded.mel_config.hop_length),
+        "n_mels": str(loaded.mel_config.n_mels), "mel_config": loaded.mel_config.to_json(),
+        "training_step": str(loaded.meta.get("step")), "training_run_id": str(loaded.meta.get("run_id") or "none"),
+    }
+    tags.update({k: "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+                 for k, v in data.items()})
+    for k, v in _numeric_metrics(metrics).items():
+        tags[f"eval_{k}"] = repr(v)
+    return tags
+
+
+# Numbers of metrics/eval.json that are counts or bookkeeping, not quality metrics.
+_NOT_METRICS = frozenset({"step", "utterances", "skipped", "real_clips", "generated_clips", "ndb_bins"})
+
+
+def _numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The finite metric values of metrics/eval.json (counts and the training step left out)."""
+    return {k: float(v) for k, v in metrics.items() if k not in _NOT_METRICS and isinstance(v, (int, float))
+            and not isinstance(v, bool) and _finite(v) is not None}
+
+
+def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any, metrics: dict[str, Any],
+               tags: dict[str, str], params: Params) -> Any:
+    import mlflow
+
+    from ganpipe.serving import FORMAT, LOADER_SOURCE, model_signature
+
+    import os
+
+    import numpy as np
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    rp = params.registry
+    with tempfile.TemporaryDirectory(prefix="ganpipe-register-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        loader = tmp / "ganpipe_vocoder.py"
+        loader.write_text(LOADER_SOURCE)
+        shutil.copy2(gen_path, tmp / "generator.pt")  # the artifact keeps its file name
+        artifacts = {"generator": str(tmp / "generator.pt")}
+        onnx_skipped = "registry.export_onnx is false"
+        if rp.export_onnx:
+            onnx_skipped = _export_onnx(loaded, tmp / "generator.onnx")
+            if onnx_skipped is None:
+                artifacts["onnx"] = str(tmp / "generator.onnx")
+            else:
+                log.warning("no ONNX export in the model: %s", onnx_skipped)
+        code = _copy_code(tmp / "code")
+        cfg = loaded.mel_config
+        eval_numeric = _numeric_metrics(metrics)
+        metadata = {
+            "format": FORMAT, "variant": loaded.bundle.variant, "kind": loaded.bundle.kind,
+            "mel_config": cfg.to_dict(), "sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length,
+            "n_mels": cfg.n_mels, "min_frames": int(loaded.bundle.min_frames or 1),
+            "speakers": list(loaded.label_names) if loaded.bundle.conditioning != "none" else [],
+            "generator_sha256": tags["generator_sha256"], "weights_sha256": tags["weights_sha256"],
+            "training_step": loaded.meta.get("step"),
+            "training_run_id": loaded.meta.get("run_id"), "dataset": tags["dataset"],
+            "data_version": {k: tags.get(k) for k in ("git_commit", "git_dirty", "data_features_md5",
+                                                      "data_prepared_md5")},
+            "eval_metrics": eval_numeric, "onnx": "onnx" in artifacts,
+            "onnx_skipped": None if "onnx" in artifacts else onnx_skipped,
+            "input": "float32 (batch, n_mels, frames) un-normalised project log-mel; params input_type=waveform: "
+                     "(batch, 1, samples) at sample_rate (copy-synthesis); see ganpipe/serving.py",
+            "output": "float32 (batch, 1, frames * hop_length) waveform in [-1, 1]",
+        }
+        run_tags = {"ganpipe.stage": "register", "generator_sha256": tags["generator_sha256"],
+                    "training_run_id": tags["training_run_id"]}
+        training_run = loaded.meta.get("run_id")
+        if training_run:
+            try:
+                client.get_run(training_run)
+                run_tags["mlflow.parentRunId"] = training_run  # shown under the training run
+            except Exception:  # noqa: BLE001 - trained against another store: no link
+                pass
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"register-{name}-{tags['generator_sha256'][:8]}",
+                              tags=run_tags) as run:
+            mlflow.log_params({"registered_model": name, "primary_metric": rp.primary_metric,
+                               "margin": rp.margin, "variant": loaded.bundle.variant,
+                               "generator_sha256": tags["generator_sha256"]})
+            if eval_numeric:
+                mlflow.log_metrics({f"eval_{k}": v for k, v in eval_numeric.items()})
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT, python_model=str(loader), artifacts=artifacts, code_paths=[str(code)],
+                signature=model_signature(), pip_requirements=_pip_requirements("onnx" in artifacts),
+                metadata=metadata,
+                # a short silent-level mel: documents the request format (serving_input_example.json)
+                input_example=(np.full((1, cfg.n_mels, max(8, int(loaded.bundle.min_frames or 1))),
+                                       math.log(cfg.clamp) / (math.log(10) if cfg.log_base == "10" else 1.0),
+                                       dtype=np.float32), {"input_type": "mel"}))
+        if not _registered_model_exists(client, name):
+            client.create_registered_model(
+                name, description=("ganpipe GAN vocoder: log-mel (batch, n_mels, frames) -> waveform "
+                                   "(batch, 1, frames*hop); see ganpipe/serving.py. Aliases: "
+                                   f"{rp.candidate_alias} = newest version, {rp.champion_alias} = best on "
+                                   f"{rp.primary_metric}."))
+        return client.create_model_version(
+            name, source=info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id,
+            description=f"{loaded.bundle.variant}, step {loaded.meta.get('step')}, "
+                        f"generator sha256 {tags['generator_sha256'][:12]}")
+
+
+def _registered_model_exists(client: Any, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+        return True
+    except MlflowException:
+        return False
+
+
+def _find_version(client: Any, name: str, sha: str, content: str) -> Any | None:
+    """The (first) version registered from the same file or from the same weights."""
+    if not _registered_model_exists(client, name):
+        return None
+    found = [*client.search_model_versions(f"name = '{name}' and tag.generator_sha256 = '{sha}'"),
+             *client.search_model_versions(f"name = '{name}' and tag.weights_sha256 = '{content}'")]
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def alias_version(client: Any, name: str, alias: str) -> Any | None:
+    """The model version holding ``alias``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _decide(client: Any, mv: Any, metrics: dict[str, Any], params: Params) -> dict[str, str]:
+    rp = params.registry
+    metric = rp.primary_metric
+    hib = higher_is_better(metric)
+    new = _finite(metrics.get(metric))
+    champ = alias_version(client, mv.name, rp.champion_alias)
+    old = _finite(champ.tags.get(f"eval_{metric}")) if champ is not None else None
+    word = "higher" if hib else "lower"
+    if champ is None:
+        promote, reason = True, "no champion yet"
+    elif str(champ.version) == str(mv.version):
+        promote, reason = True, mv.tags.get("decision_reason") or "already the champion"
+    elif new is None:
+        promote, reason = False, f"{metric} of the new version is missing (not finite): champion kept"
+    elif old is None:
+        promote, reason = True, f"champion v{champ.version} has no {metric}"
+    else:
+        delta = (new - old) if hib else (old - new)
+        promote = delta > rp.margin
+        reason = (f"{metric} {new:.6g} vs champion v{champ.version} {old:.6g} ({word} is better): improvement "
+                  f"{delta:.6g} {'>' if promote else '<='} margin {rp.margin:g}")
+    before = champ if champ is not None and str(champ.version) != str(mv.version) else None
+    if before is None and champ is not None:  # completing an interrupted registration of the champion
+        prev = mv.tags.get("champion_before_version")
+        before_version, before_value = prev or "none", mv.tags.get("champion_before_value", "none")
+    else:
+        before_version = str(before.version) if before is not None else "none"
+        before_value = repr(old) if before is not None and old is not None else "none"
+    # candidate = the newest version (an older one completed late does not take it back)
+    newest = max(int(v.version) for v in client.search_model_versions(f"name = '{mv.name}'"))
+    candidate = int(mv.version) >= newest
+    aliases = ([rp.candidate_alias] if candidate else []) + ([rp.champion_alias] if promote else [])
+    decision = {
+        "decision": "champion" if promote else "candidate", "decision_reason": reason,
+        "primary_metric": metric, "primary_metric_value": repr(new) if new is not None else "none",
+        "higher_is_better": str(hib).lower(), "margin": repr(float(rp.margin)),
+        "champion_before_version": before_version, "champion_before_value": before_value,
+        "aliases_assigned": ",".join(aliases),
+        "registered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    for key, value in decision.items():
+        client.set_model_version_tag(mv.name, mv.version, key, value)
+    if candidate:
+        client.set_registered_model_alias(mv.name, rp.candidate_alias, mv.version)
+    if promote:
+        client.set_registered_model_alias(mv.name, rp.champion_alias, mv.version)
+    client.set_model_version_tag(mv.name, mv.version, "registration", "complete")
+    return decision
+
+
+# ------------------------------------------------------------------------------------------------
+# the entry point
+def register_generator(generator: str | Path, eval_metrics: str | Path | dict[str, Any], params: Params,
+                       project_dir: str | Path = ".") -> Registration:
+    """Register ``generator`` (a ganpipe generator file) with its evaluation metrics; see module doc.
+
+    Relative paths (``generator``, ``eval_metrics``, a relative sqlite tracking database and
+    artifact folder) are taken relative to ``project_dir``.
+    """
+    from mlflow import MlflowClient
+
+    from ganpipe.generator_io import load_generator
+    from ganpipe.training.tracking import setup_mlflow
+
+    root = Path(project_dir).resolve()
+    gen_path = Path(generator) if Path(generator).is_absolute() else root / generator
+    if not gen_path.is_file():
+        raise RegistryError(f"generator file not found: {gen_path} (run the train stage first: dvc repro)")
+    if not isinstance(eval_metrics, dict) and not Path(eval_metrics).is_absolute():
+        eval_metrics = root / eval_metrics
+    metrics = read_eval_metrics(eval_metrics)
+    loaded = load_generator(gen_path)
+    if loaded.bundle.kind != "vocoder":
+        raise NotAVocoderError(f"{loaded.bundle.variant} is not a vocoder (mel -> waveform); only vocoders are "
+                               "registered as models")
+    for key, ours in (("variant", loaded.bundle.variant), ("step", loaded.meta.get("step"))):
+        if key in metrics and ours is not None and metrics[key] != ours:
+            raise RegistryError(
+                f"the evaluation metrics ({key}={metrics[key]!r}) do not describe {gen_path.name} ({key}={ours!r}): "
+                "run the evaluate stage for this generator first (dvc repro)")
+    sha, content = file_sha256(gen_path), weights_sha256(gen_path)
+    name = params.registry.registered_name(params.dataset.name, loaded.bundle.variant)
+    data = data_version(root)
+    tp = project_tracking(params.tracking, root)
+    import mlflow
+
+    with file_lock(lock_path(params.tracking, root), params.registry.lock_timeout_seconds):
+        exp_id = setup_mlflow(tp)  # inside the lock: a new sqlite database is created once
+        mlflow.set_tracking_uri(tp.tracking_uri)
+        mlflow.set_registry_uri(tp.tracking_uri)
+        client = MlflowClient(tracking_uri=tp.tracking_uri, registry_uri=tp.tracking_uri)
+        mv = _find_version(client, name, sha, content)
+        created = mv is None
+        if created:
+            tags = _version_tags(loaded, sha, content, params.dataset.name, data, metrics)
+            mv = _log_model(client, exp_id, name, gen_path, loaded, metrics, tags, params)
+            log.info("registered %s version %s", name, mv.version)
+        else:
+            log.info("%s (or the same weights) is already registered as %s version %s: no new version",
+                     gen_path.name, name, mv.version)
+        if mv.tags.get("registration") != "complete":
+            _decide(client, mv, metrics, params)
+        mv = client.get_model_version(name, mv.version)
+        return _registration_from_version(mv, created)
+
+
+def champion(params: Params, project_dir: str | Path = ".", model_name: str | None = None) -> Any | None:
+    """The current champion ModelVersion of the project's registered model (None if none)."""
+    from mlflow import MlflowClient
+
+    tp = project_tracking(params.tracking, project_dir)
+    if tp.tracking_uri.startswith("sqlite:///") and not Path(tp.tracking_uri[len("sqlite:///"):]).is_file():
+        return None  # no store yet (and do not create one outside the lock)
+    name = model_name or params.registry.registered_name(params.dataset.name, params.model.variant)
+    with file_lock(lock_path(params.tracking, project_dir), params.registry.lock_timeout_seconds):
+        client = MlflowClient(tracking_uri=tp.tracking_uri, registry_uri=tp.tracking_uri)
+        if not _registered_model_exists(client, name):
+            return None
+        return alias_version(client, name, params.registry.champion_alias)
+
+
+def download_generator(model_uri: str, dst_dir: str | Path | None = None, tracking_uri: str | None = None) -> Path:
+    """The generator file inside a registered model (``models:/NAME@alias``, ``models:/NAME/3``),
+    downloaded to ``dst_dir`` (a new temporary folder by default); checked against the version's
+    ``generator_sha256`` tag when there is one."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri or resolve_tracking_uri()
+    if uri:  # the registry too: models:/ URIs resolve through the registry URI
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    dst = Path(dst_dir) if dst_dir else Path(tempfile.mkdtemp(prefix="ganpipe-model-"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    path = local / GENERATOR_ARTIFACT
+    if not path.is_file():
+        raise RegistryError(f"{model_uri} holds no ganpipe generator ({GENERATOR_ARTIFACT} missing)")
+    expected = None
+    rest = model_uri[len("models:/"):] if model_uri.startswith("models:/") else ""
+    if rest:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri) if uri else MlflowClient()
+        try:
+            if "@" in rest:
+                name, alias = rest.split("@", 1)
+                mv = client.get_model_version_by_alias(name, alias)
+            elif "/" in rest:
+                name, version = rest.split("/", 1)
+                mv = client.get_model_version(name, version)
+            else:
+                mv = None
+            expected = mv.tags.get("generator_sha256") if mv is not None else None
+        except Exception:  # noqa: BLE001 - a logged model id (models:/m-...) has no version tags
+            expected = None
+    if expected and file_sha256(path) != expected:
+        raise RegistryError(f"{model_uri}: the downloaded generator does not match its registered hash")
+    return path
+
+
+def resolve_tracking_uri(explicit: str | None = None, params_path: str | Path = "params.yaml") -> str | None:
+    """``explicit``, else ``$MLFLOW_TRACKING_URI``, else the project's ``tracking.tracking_uri`` (of
+    ``params_path`` when it exists, made absolute), else None (MLflow's default)."""
+    import os
+
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    path = Path(params_path)
+    if path.is_file():
+        from ganpipe.config import load_params
+
+        return project_tracking(load_params(path).tracking, path.resolve().parent).tracking_uri
+    return None
+
+
+def write_register_json(path: str | Path, registration: Registration | dict[str, Any]) -> None:
+    from ganpipe.atomic import write_json
+
+    data = registration.to_dict() if isinstance(registration, Registration) else registration
+    write_json(path, data)

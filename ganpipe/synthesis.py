@@ -1,0 +1,191 @@
+"""Using a registered vocoder: mel -> waveform, or waveform -> waveform (copy-synthesis).
+
+>>> from ganpipe.synthesis import load_vocoder
+>>> voc = load_vocoder("models:/ganpipe-demo-hifigan_v3@champion")   # tracking store: see below
+>>> wav = voc.mel_to_audio(mel)                       # (n_mels, frames) -> (frames * hop,)
+>>> wav = voc.mel_to_audio(mel, mel_config=my_cfg)    # MelConfigMismatch if my_cfg differs
+>>> out = voc.copy_synthesis(wav, sample_rate=22050)
+>>> mel = voc.compute_mel(wav, 22050)                 # the model's own (un-normalised) log-mel
+
+The model checks what it can see (number of mel bins, shapes, finite values); a consumer that
+computed its mels with other parameters (hop, fmax, log base, ...) must say so with ``mel_config``
+(a :class:`~ganpipe.mel.MelConfig`, a dict or a JSON file such as data/features/mel_config.json):
+any difference from the model's configuration raises :class:`MelConfigMismatch` naming each
+differing parameter, instead of producing wrong audio.
+
+Tracking store of ``models:/`` URIs: ``tracking_uri`` if given, else ``$MLFLOW_TRACKING_URI``, else
+the ``tracking.tracking_uri`` of ``./params.yaml`` (the project's sqlite database).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganpipe.mel import MelConfig
+
+
+class SynthesisError(ValueError):
+    """Input the model cannot turn into audio (the message says why)."""
+
+
+class MelConfigMismatch(SynthesisError):
+    """The consumer's mel parameters differ from the model's; ``differences``: name -> (yours, model's)."""
+
+    def __init__(self, differences: dict[str, tuple[Any, Any]], model_config: MelConfig):
+        self.differences = differences
+        self.model_config = model_config
+        lines = [f"{k}: yours {a!r}, model {b!r}" for k, (a, b) in differences.items()]
+        super().__init__("mel parameters do not match the model's ("
+                         + ", ".join(differences) + "):\n  " + "\n  ".join(lines)
+                         + "\ncompute the mels with the model's configuration (Vocoder.mel_config / "
+                         "Vocoder.compute_mel) or use --wav for copy-synthesis")
+
+
+def as_mel_config(source: MelConfig | dict[str, Any] | str | Path) -> MelConfig:
+    """A MelConfig from itself, a dict, or a JSON file (e.g. data/features/mel_config.json)."""
+    if isinstance(source, MelConfig):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise SynthesisError(f"mel configuration file not found: {path}")
+        try:
+            source = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise SynthesisError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(source, dict):
+        raise SynthesisError("a mel configuration must be a JSON object of MelConfig fields")
+    try:
+        return MelConfig.from_dict(source)
+    except (TypeError, ValueError) as exc:
+        raise SynthesisError(f"invalid mel configuration: {exc}") from None
+
+
+@dataclass
+class Vocoder:
+    """A loaded registered vocoder (an MLflow pyfunc model of ganpipe.serving)."""
+
+    model: Any
+    uri: str
+    metadata: dict[str, Any]
+
+    @property
+    def mel_config(self) -> MelConfig:
+        return MelConfig.from_dict(self.metadata["mel_config"])
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.metadata["sample_rate"])
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.metadata["hop_length"])
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.metadata["n_mels"])
+
+    def check_mel_config(self, theirs: MelConfig | dict[str, Any] | str | Path) -> None:
+        diff = as_mel_config(theirs).diff(self.mel_config)
+        if diff:
+            raise MelConfigMismatch(diff, self.mel_config)
+
+    def _predict(self, x: np.ndarray, **params: Any) -> np.ndarray:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return np.asarray(self.model.predict(np.ascontiguousarray(x, dtype=np.float32),
+                                                 params={k: v for k, v in params.items() if v is not None}))
+        except MlflowException as exc:
+            raise SynthesisError(exc.message) from None
+
+    def mel_to_audio(self, mel: np.ndarray, mel_config: MelConfig | dict[str, Any] | str | Path | None = None,
+                     speaker: str | None = None, backend: str = "torch",
+                     lengths: list[int] | None = None) -> np.ndarray:
+        """``(n_mels, frames)`` -> ``(frames * hop,)``; ``(batch, n_mels, frames)`` -> ``(batch, frames * hop)``.
+
+        ``mel``: the un-normalised project log-mel made with the model's mel configuration.
+        ``lengths``: valid frames per item of a padded batch (outputs are zero beyond)."""
+        if mel_config is not None:
+            self.check_mel_config(mel_config)
+        mel = np.asarray(mel)
+        if mel.ndim not in (2, 3):
+            raise SynthesisError(f"mel must be (n_mels, frames) or (batch, n_mels, frames), got shape {mel.shape}")
+        if mel.shape[-2] != self.n_mels:
+            raise SynthesisError(
+                f"mel has {mel.shape[-2]} bins (shape {mel.shape}, read as n_mels={mel.shape[-2]}) but the model "
+                f"expects n_mels={self.n_mels}; its mel configuration: {self.mel_config.to_dict()}")
+        single = mel.ndim == 2
+        out = self._predict(mel[None] if single else mel, input_type="mel", speaker=speaker, backend=backend,
+                            lengths=list(lengths) if lengths else None)
+        return out[0, 0] if single else out[:, 0]
+
+    def copy_synthesis(self, wav: np.ndarray, sample_rate: int, speaker: str | None = None,
+                       backend: str = "torch") -> np.ndarray:
+        """Mono waveform at the model's rate -> the model's re-synthesis, ``(len // hop) * hop`` samples."""
+        if int(sample_rate) != self.sample_rate:
+            raise SynthesisError(f"audio is {sample_rate} Hz but the model works at sample_rate={self.sample_rate} "
+                                 "Hz; resample it first (e.g. ganpipe.audio.resample)")
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.ndim != 1:
+            raise SynthesisError(f"waveform must be mono (1-D), got shape {wav.shape}")
+        return self._predict(wav[None, None], input_type="waveform", speaker=speaker, backend=backend)[0, 0]
+
+    def compute_mel(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The model's input mel of a mono waveform: ``(n_mels, len // hop)``, un-normalised."""
+        import torch
+
+        from ganpipe.mel import MelSpectrogram
+
+        if int(sample_rate) != self.sample_rate:
+            raise SynthesisError(f"audio is {sample_rate} Hz but the model works at sample_rate={self.sample_rate} Hz")
+        cfg = MelConfig.from_dict({**self.mel_config.to_dict(), "normalize": "none"})
+        with torch.inference_mode():
+            return MelSpectrogram(cfg)(torch.from_numpy(np.asarray(wav, dtype=np.float32))).numpy()
+
+
+def load_vocoder(model_uri: str, tracking_uri: str | None = None) -> Vocoder:
+    """Load a registered ganpipe vocoder (``models:/NAME@alias``, ``models:/NAME/3``, ``runs:/...``
+    or a local model folder)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from ganpipe.registry import resolve_tracking_uri
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except MlflowException as exc:
+        raise SynthesisError(f"cannot load {model_uri}: {exc.message}") from None
+    meta = dict(model.metadata.metadata or {})
+    if not str(meta.get("format", "")).startswith("ganpipe-vocoder/"):
+        raise SynthesisError(f"{model_uri} is not a ganpipe vocoder (no ganpipe metadata)")
+    return Vocoder(model, model_uri, meta)
+
+
+def synthesize(model_uri: str, *, mel: np.ndarray | None = None, wav: np.ndarray | None = None,
+               sample_rate: int | None = None, mel_config: MelConfig | dict[str, Any] | str | Path | None = None,
+               speaker: str | None = None, backend: str = "torch",
+               tracking_uri: str | None = None) -> tuple[np.ndarray, int]:
+    """One call: ``(waveform, sample_rate)`` from ``mel`` (vocoding) or ``wav`` + ``sample_rate``
+    (copy-synthesis) with the registered model ``model_uri``."""
+    if (mel is None) == (wav is None):
+        raise SynthesisError("give exactly one of mel= or wav=")
+    voc = load_vocoder(model_uri, tracking_uri)
+    if mel is not None:
+        return voc.mel_to_audio(mel, mel_config=mel_config, speaker=speaker, backend=backend), voc.sample_rate
+    if sample_rate is None:
+        raise SynthesisError("wav= needs sample_rate=")
+    if mel_config is not None:
+        raise SynthesisError("mel_config= describes given mels; with wav= the model computes its own mel")
+    return voc.copy_synthesis(wav, sample_rate, speaker=speaker, backend=backend), voc.sample_rate
