@@ -1,5 +1,5 @@
 """End to end: `dvc repro` on a fresh copy of the repository runs download -> prepare -> features ->
-train -> evaluate on the demo corpus (a tiny model, few steps); a second `dvc repro` does nothing;
+train -> evaluate -> register on the demo corpus (a tiny model, few steps); a second `dvc repro` does nothing;
 changing one mel parameter re-runs features and what depends on it, not download/prepare."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def fresh_clone(tmp_path: Path) -> Path:
 def test_dvc_repro_end_to_end(fresh_clone: Path):
     repo = fresh_clone
     out = run(["dvc", "repro"], repo)
-    for stage in ("download", "prepare", "features", "train", "evaluate"):
+    for stage in ("download", "prepare", "features", "train", "evaluate", "register"):
         assert f"Running stage '{stage}'" in out
     manifest = (repo / "data/prepared/manifest.csv").read_text().splitlines()
     assert len(manifest) == 1 + 10
@@ -76,6 +76,8 @@ def test_dvc_repro_end_to_end(fresh_clone: Path):
     assert ev["utterances"] == 1 and ev["mcd"] > 0 and ev["variant"] == "hifigan_v3"
     assert list((repo / "checkpoints").glob("hifigan_v3-*/step_*.pt"))
     assert "metrics/eval.json" in run(["dvc", "metrics", "show"], repo)
+    reg = json.loads((repo / "metrics/register.json").read_text())
+    assert reg["decision"] == "champion" and reg["model_name"] == "ganpipe-demo-hifigan_v3"  # first version
 
     again = run(["dvc", "repro"], repo)
     assert "Running stage" not in again and "up to date" in again
