@@ -66,15 +66,15 @@ def test_default_corpus_layout(default_corpus: tuple[Path, list[Path]]) -> None:
     for spk in speakers:
         names = sorted(p.name for p in paths if p.parent.name == spk)
         assert names == [f"{spk}_{j:03d}.wav" for j in range(n)]
-    durations = []
+    clip_lengths = []  # audio length of each clip, in s
     for p in paths:
         info = sf.info(str(p))
         assert (info.samplerate, info.channels, info.subtype) == (params.sample_rate, 1, "PCM_16")
-        durations.append(info.frames / info.samplerate)
+        clip_lengths.append(info.frames / info.samplerate)
         x, _ = sf.read(str(p))
         assert 0.3 < np.max(np.abs(x)) < 0.9
-    assert min(durations) >= 1.5 - 1e-3 and max(durations) <= 4.0 + 1e-3
-    assert max(durations) - min(durations) > 1.0  # durations actually vary
+    assert min(clip_lengths) >= 1.5 - 1e-3 and max(clip_lengths) <= 4.0 + 1e-3
+    assert max(clip_lengths) - min(clip_lengths) > 1.0  # clip lengths actually vary
     readme = (out / "README.txt").read_text()
     assert "synthetic" in readme and "not" in readme and "spk03" in readme
     assert sorted(out.rglob("*.wav")) == paths

@@ -93,7 +93,8 @@ def test_prepare_corpus_writes_good_files_and_lists_bad_ones(
     details = dict(zip(skipped.utt_id, skipped.detail))
     assert "1 non-finite" in details["nan"]
     assert "below silence_threshold_db -60" in details["silent"]
-    assert "< min_seconds 0.5" in details["short"] and "> max_seconds 4" in details["long"]
+    short_reason, long_reason = "< min_seconds 0.5", "> max_seconds 4"  # audio-length limits
+    assert short_reason in details["short"] and long_reason in details["long"]
     assert dict(zip(skipped.utt_id, skipped.source_path))["corrupt"] == str(tmp_path / "src" / "corrupt.wav")
 
     manifest = read_manifest(out / "manifest.csv")
@@ -104,7 +105,8 @@ def test_prepare_corpus_writes_good_files_and_lists_bad_ones(
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
         assert row.path == f"wavs/{row.speaker}/{row.utt_id}.wav"
         assert info.frames == row.num_samples and row.sample_rate == 16000
-        assert row.duration == pytest.approx(row.num_samples / 16000, abs=1e-6)
+        audio_length = row.duration  # seconds of audio in the manifest
+        assert audio_length == pytest.approx(row.num_samples / 16000, abs=1e-6)
         assert row.source_path == str(tmp_path / "src" / f"{row.utt_id}.wav")
         assert row.text == ("" if row.utt_id == "stereo" else f"text of {row.utt_id}")
     assert sorted(p.relative_to(out).as_posix() for p in (out / "wavs").rglob("*") if p.is_file()) == sorted(
@@ -120,7 +122,8 @@ def test_prepare_corpus_writes_good_files_and_lists_bad_ones(
     assert summary["skipped"] == {"total": 7, "by_reason": {r: 1 for r in sorted(expected_skips.values())}}
     assert {s: v["utterances"] for s, v in summary["splits"].items()} == {"train": 2, "valid": 1, "test": 1}
     assert summary["speakers"]["lj"]["train"] == 1 and summary["speakers"]["two"]["utterances"] == 1
-    assert summary["hours"] == pytest.approx(manifest.duration.sum() / 3600, abs=1e-5)
+    audio_hours = manifest.duration.sum() / 3600
+    assert summary["hours"] == pytest.approx(audio_hours, abs=1e-5)
     assert result.manifest.equals(pd.read_csv(out / "manifest.csv", keep_default_na=False))
 
 
@@ -212,7 +215,8 @@ def test_trim_removes_added_silence(tmp_path: Path, clips: dict[str, tuple[np.nd
     assert sf.info(str(tmp_path / "out.wav")).subtype == "FLOAT"
     assert y.size <= x.size + int(0.15 * sr)  # at most margin + frame beyond the original clip
     assert y.size >= 0.8 * x.size
-    assert info.trimmed_seconds == pytest.approx((padded.size - y.size) / sr) and info.trimmed_seconds > 1.9
+    trimmed = info.trimmed_seconds  # audio removed, in s
+    assert trimmed == pytest.approx((padded.size - y.size) / sr) and trimmed > 1.9
     # The kept part is the untouched speech: the output is a contiguous slice of the input.
     start, end = trim_bounds(padded, sr, audio.trim_top_db)
     np.testing.assert_array_equal(y, padded[start:end])

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from .outputs import DiscriminatorOutput
+
 
 class ClassConditionalHead(nn.Module):
     def __init__(self, channels: int, n_classes: int, projection: bool, aux_classifier: bool) -> None:
@@ -84,3 +86,12 @@ def apply_head(
             raise ValueError("this discriminator was built without class conditioning; pass labels=None")
         return logits, None
     return head(hidden, logits, labels)
+
+
+def head_output(
+    head: ClassConditionalHead | None, hidden: Tensor, logits: Tensor, features: list[Tensor],
+    labels: Tensor | None,
+) -> DiscriminatorOutput:
+    """A single discriminator's output: patch logits flattened to ``(B, N)`` after the optional head."""
+    logits, class_logits = apply_head(head, hidden, logits, labels)
+    return DiscriminatorOutput([logits.flatten(1)], [features], None if class_logits is None else [class_logits])

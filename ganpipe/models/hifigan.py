@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conditioning_options import SpeakerConditioningOptions
-from .discriminator_conditioning import DiscriminatorConditioning, apply_head
+from .discriminator_conditioning import DiscriminatorConditioning, head_output
 from .generator_conditioning import concat_label_embedding
 from .normalization import remove_weight_norm, spectral_norm, weight_norm
 from .outputs import DiscriminatorOutput, merge_outputs
@@ -217,10 +217,7 @@ class PeriodDiscriminator(nn.Module):
         for conv in self.convs:
             x = F.leaky_relu(conv(x), LRELU_SLOPE)
             features.append(x)
-        logits, class_logits = apply_head(self.head, x, self.conv_post(x), labels)
-        return DiscriminatorOutput(
-            [logits.flatten(1)], [features], None if class_logits is None else [class_logits]
-        )
+        return head_output(self.head, x, self.conv_post(x), features, labels)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -275,10 +272,7 @@ class ScaleDiscriminator(nn.Module):
         for conv in self.convs:
             x = F.leaky_relu(conv(x), LRELU_SLOPE)
             features.append(x)
-        logits, class_logits = apply_head(self.head, x, self.conv_post(x), labels)
-        return DiscriminatorOutput(
-            [logits.flatten(1)], [features], None if class_logits is None else [class_logits]
-        )
+        return head_output(self.head, x, self.conv_post(x), features, labels)
 
 
 class MultiScaleDiscriminator(nn.Module):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conditioning_options import ClassConditioningOptions
-from .discriminator_conditioning import apply_head
+from .discriminator_conditioning import head_output
 from .generator_conditioning import concat_label_embedding
 from .outputs import DiscriminatorOutput
 
@@ -80,8 +80,7 @@ class MelMLPDiscriminator(nn.Module):
         for layer in self.hidden:
             x = F.leaky_relu(layer(x), LRELU_SLOPE)
             features.append(x)
-        logits, class_logits = apply_head(self.head, x, self.output(x), labels)
-        return DiscriminatorOutput([logits], [features], None if class_logits is None else [class_logits])
+        return head_output(self.head, x, self.output(x), features, labels)
 
 
 def bce_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from .conditioning_options import SpeakerConditioningOptions
-from .discriminator_conditioning import DiscriminatorConditioning, apply_head
+from .discriminator_conditioning import DiscriminatorConditioning, head_output
 from .generator_conditioning import concat_label_embedding
 from .normalization import remove_weight_norm, weight_norm
 from .outputs import DiscriminatorOutput, merge_outputs
@@ -199,10 +199,7 @@ class MelGANScaleDiscriminator(nn.Module):
         for layer in self.layers:
             x = layer(x)
             features.append(x)
-        logits, class_logits = apply_head(self.head, x, self.conv_post(x), labels)
-        return DiscriminatorOutput(
-            [logits.flatten(1)], [features], None if class_logits is None else [class_logits]
-        )
+        return head_output(self.head, x, self.conv_post(x), features, labels)
 
 
 class MelGANMultiScaleDiscriminator(nn.Module):

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conditioning_options import SpeakerConditioningOptions
-from .discriminator_conditioning import DiscriminatorConditioning, apply_head
+from .discriminator_conditioning import DiscriminatorConditioning, head_output
 from .generator_conditioning import concat_label_embedding
 from .normalization import remove_weight_norm, weight_norm
 from .outputs import DiscriminatorOutput
@@ -205,7 +205,4 @@ class ParallelWaveGANDiscriminator(nn.Module):
         for conv in self.convs:
             x = F.leaky_relu(conv(x), 0.2)
             features.append(x)
-        logits, class_logits = apply_head(self.head, x, self.conv_post(x), labels)
-        return DiscriminatorOutput(
-            [logits.flatten(1)], [features], None if class_logits is None else [class_logits]
-        )
+        return head_output(self.head, x, self.conv_post(x), features, labels)

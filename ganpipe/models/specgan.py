@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conditioning_options import ClassConditioningOptions
-from .discriminator_conditioning import apply_head
+from .discriminator_conditioning import head_output
 from .generator_conditioning import concat_label_embedding
 from .outputs import DiscriminatorOutput
 from .specgan_spectrogram import SpecGANSpectrogram
@@ -130,5 +130,4 @@ class SpecGANDiscriminator(nn.Module):
         for conv, norm in zip(self.convs, self.norms):
             x = F.leaky_relu(norm(conv(x)), 0.2)
             features.append(x)
-        logits, class_logits = apply_head(self.head, x, self.output(x.flatten(1)), labels)
-        return DiscriminatorOutput([logits], [features], None if class_logits is None else [class_logits])
+        return head_output(self.head, x, self.output(x.flatten(1)), features, labels)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conditioning_options import ClassConditioningOptions
-from .discriminator_conditioning import apply_head
+from .discriminator_conditioning import head_output
 from .generator_conditioning import concat_label_embedding
 from .outputs import DiscriminatorOutput
 from .phase_shuffle import PhaseShuffle
@@ -142,5 +142,4 @@ class WaveGANDiscriminator(nn.Module):
             features.append(x)
             if index < len(self.convs) - 1:
                 x = self.phase_shuffle(x)
-        logits, class_logits = apply_head(self.head, x, self.output(x.flatten(1)), labels)
-        return DiscriminatorOutput([logits], [features], None if class_logits is None else [class_logits])
+        return head_output(self.head, x, self.output(x.flatten(1)), features, labels)
