@@ -1,27 +1,22 @@
-"""Retrain flow: promote only if better, failures (retried or not) leave the champion alone,
-fine-tuning from the champion, two retrains at once, and the cron deployment on a real Prefect server.
+"""Retrain flow logic: promote only if better, failures (retried or not) leave the champion alone,
+fine-tuning from the champion, two retrains in one process take turns, schedule validation.
 
 The pipeline command is a tiny stand-in for `dvc repro` (the retrain flow's ``command`` parameter):
-it installs a prepared generator file as models/generator.pt with its metrics/eval.json.
+it installs a prepared generator file as models/generator.pt with its metrics/eval.json. The real
+thing (a scheduled deployment on a Prefect server running the whole `dvc repro`, and two retrain
+processes at once on one project) is tests/test_retrain_pipeline.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.test_registry import MODEL, aliases, client_for, make_generator, make_project, mlflow_template, version_ids
+from tests.test_registry import MODEL, aliases, make_generator, make_project, mlflow_template, version_ids
 
 INSTALL = """\
 import json, os, shutil, sys, time
@@ -134,100 +129,6 @@ def test_two_retrains_at_once_take_turns(tmp_path, tmp_path_factory, prefect_har
         assert summary["registration"]["generator_sha256"] == file_sha256(root / "gens" / f"{gen}.pt")
     assert version_ids(root) == ["1", "2"]
     assert aliases(root) == {"candidate": "2", "champion": results["g3"]["registration"]["version"]}
-
-
-# ------------------------------------------------------------------------------------------------
-# the scheduled deployment on a real Prefect server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop a process group this test started."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _wait_until(check, what: str, logs: list[Path], procs: list[subprocess.Popen], allowance: float = 240.0):
-    deadline = time.monotonic() + allowance  # start-up allowance on a loaded machine, not a check
-    while True:
-        for proc, log in zip(procs, logs):
-            assert proc.poll() is None, f"{what}: a process exited:\n{log.read_text()[-3000:]}"
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"{what}: gave up waiting\n" + "\n".join(
-            log.read_text()[-2000:] for log in logs)
-        time.sleep(0.5)
-
-
-@pytest.mark.slow
-@pytest.mark.network
-def test_scheduled_deployment_runs_a_retrain(tmp_path, tmp_path_factory):
-    from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from ganpipe.config import load_params
-    from ganpipe.registry import register_generator
-
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_API_URL=api, PREFECT_UI_ENABLED="false",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
-    server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], cwd=tmp_path, env=env, stdout=server_log.open("w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    serve = None
-    try:
-        # while the server starts: a project whose registry already has a champion (mcd 7.0)
-        root = project(tmp_path / "proj", mlflow_template(tmp_path_factory), [5, 6])
-        champion = register_generator(root / "gens" / "g5.pt", {"mcd": 7.0}, load_params(root / "params.yaml"), root)
-        assert champion.version == "1"
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=5) as resp:
-                    return resp.status == 200
-            except OSError:
-                return False
-
-        _wait_until(healthy, "prefect server", [server_log], [server])
-        serve = subprocess.Popen([sys.executable, "-m", "ganpipe.cli", "schedule", "--cron", "0 3 * * 0",
-                                  "--no-push", "--command", f"{sys.executable} install.py gens/g6.pt 8.0"],
-                                 cwd=root, env=env, stdout=serve_log.open("w"), stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        with temporary_settings({PREFECT_API_URL: api}):
-            async def deployment():
-                async with get_client() as client:
-                    try:
-                        return await client.read_deployment_by_name("retrain/ganpipe-retrain")
-                    except Exception:  # noqa: BLE001 - not created yet
-                        return None
-
-            dep = _wait_until(lambda: asyncio.run(deployment()), "deployment", [server_log, serve_log], [server, serve])
-            assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * 0"]
-            assert dep.schedules[0].active and dep.schedules[0].schedule.timezone == "UTC"
-            assert dep.parameters["project_dir"] == str(root.resolve()) and dep.parameters["push"] is False
-
-            run = run_deployment("retrain/ganpipe-retrain", timeout=300)
-            assert run.state.is_completed(), (run.state, serve_log.read_text()[-3000:])
-        assert version_ids(root) == ["1", "2"]
-        assert aliases(root) == {"candidate": "2", "champion": "1"}  # worse (8.0 > 7.0): candidate only
-        assert client_for(root).get_model_version(MODEL, "2").tags["decision"] == "candidate"
-    finally:
-        if serve is not None:
-            _stop(serve)
-        _stop(server)
 
 
 def test_schedule_needs_a_valid_cron_and_a_server(monkeypatch):
