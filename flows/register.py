@@ -1,8 +1,10 @@
 """Register flow: models/generator.pt (+ metrics/eval.json) -> a version of the MLflow registered model.
 
-Every new version gets alias ``registry.candidate_alias``; it becomes ``registry.champion_alias``
-when it beats the current champion on ``registry.primary_metric`` by more than ``registry.margin``
-(or when there is no champion). Re-running for the same generator file creates nothing new.
+Vocoders and unconditional generators (wavegan, specgan) alike. Every new version gets alias
+``registry.candidate_alias``; it becomes ``registry.champion_alias`` when it beats the current
+champion on ``registry.primary_metric`` (``auto``: mcd for vocoders, frechet_mel for unconditional
+models) by more than ``registry.margin`` (or when there is no champion). Re-running for the same
+generator file creates nothing new.
 The decision goes to metrics/register.json (DVC metric), the version's tags and a Prefect artifact.
 See ganpipe/registry.py (rules) and ganpipe/serving.py (the model's input/output contract).
 """
@@ -17,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._runtime import cli_main, publish
 from ganpipe.config import Params, load_params
-from ganpipe.registry import NotAVocoderError, is_transient, register_generator, write_register_json
+from ganpipe.registry import is_transient, register_generator, write_register_json
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -37,7 +39,7 @@ def register_task(params: Params, generator: str, eval_metrics: str, project_dir
 
 
 def summary_rows(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("model_name", "version", "decision", "decision_reason", "primary_metric", "new_value",
+    keys = ("model_name", "version", "variant", "kind", "decision", "decision_reason", "primary_metric", "new_value",
             "champion_before_version", "champion_before_value", "margin", "aliases_assigned", "created",
             "generator_sha256", "weights_sha256", "model_uri")
     return {k: result.get(k) for k in keys if k in result}
@@ -63,14 +65,7 @@ def register_flow(params_path: str = "params.yaml", generator: str = "models/gen
         write_register_json(out_path, result)
         logger.info("registry disabled (registry.enabled: false): nothing registered")
         return result
-    try:
-        result = register_in_flow(params, generator, eval_metrics, str(root))
-    except NotAVocoderError as exc:  # unconditional variants: recorded, the pipeline goes on
-        result = {"registered": False, "reason": str(exc)}
-        write_register_json(out_path, result)
-        logger.warning("not registered: %s", exc)
-        publish("register-summary", "Registration skipped", result)
-        return result
+    result = register_in_flow(params, generator, eval_metrics, str(root))
     write_register_json(out_path, {k: v for k, v in result.items() if k != "created"})
     logger.info("%s version %s: %s (%s)%s", result["model_name"], result["version"], result["decision"],
                 result["decision_reason"], "" if result["created"] else " [already registered: no new version]")

@@ -171,35 +171,72 @@ def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc 
 def synthesize(
     model: str = typer.Option(..., "--model", "-m",
                               help="Registered model: models:/NAME@champion, models:/NAME/3, or a model folder."),
-    mel: Path = typer.Option(None, "--mel", help="Log-mel .npy, (n_mels, frames), made with the model's mel."),
-    wav: Path = typer.Option(None, "--wav", help="Audio file to re-synthesise (copy-synthesis)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output WAV (16-bit PCM at the model's sample rate)."),
+    mel: Path = typer.Option(None, "--mel",
+                             help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel."),
+    wav: Path = typer.Option(None, "--wav", help="Vocoders: audio file to re-synthesise (copy-synthesis)."),
+    n: int = typer.Option(None, "--n", help="Unconditional models: number of clips to generate (1..256; default 1)."),
+    seed: int = typer.Option(None, "--seed", help="Unconditional models: seed of the latents (default 0)."),
+    latents: Path = typer.Option(None, "--latents",
+                                 help="Unconditional models: .npy of latents (batch, latent_dim) instead of --n."),
+    label: str = typer.Option(None, "--label", help="Unconditional class-conditioned models: class name or index."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="Output WAV (16-bit PCM at the model's sample rate). Several clips: a folder "
+                                  "(clip_000.wav, ...) or NAME.wav (NAME_000.wav, ...)."),
     mel_config: Path = typer.Option(None, "--mel-config",
                                     help="JSON of the mel parameters used for --mel (checked against the model's)."),
-    speaker: str = typer.Option(None, "--speaker", help="Speaker name or index (speaker-conditioned models)."),
+    speaker: str = typer.Option(None, "--speaker", help="Speaker name or index (speaker-conditioned vocoders)."),
     backend: str = typer.Option("torch", "--backend", help="torch | onnx (the ONNX export inside the model)."),
     resample: bool = typer.Option(False, "--resample", help="--wav: resample to the model's rate instead of failing."),
     tracking_uri: str = typer.Option(None, "--tracking-uri",
                                      help="MLflow store (default: $MLFLOW_TRACKING_URI, else params.yaml's)."),
 ) -> None:
-    """Vocode a mel (--mel x.npy) or re-synthesise audio (--wav in.wav) with a registered model
+    """Vocode a mel (--mel x.npy) or re-synthesise audio (--wav in.wav) with a registered vocoder, or
+    generate clips with a registered unconditional model (--n 4 --seed 0, or --latents z.npy)
     -> WAV. Mel parameters that differ from the model's (--mel-config, or the array's n_mels) are
-    reported by name instead of producing wrong audio."""
+    reported by name instead of producing wrong audio; options of the other kind of model are refused."""
     import numpy as np
 
     from ganpipe.audio import AudioError, read_audio, resample as resample_audio, write_audio
-    from ganpipe.synthesis import SynthesisError, load_vocoder
+    from ganpipe.synthesis import SynthesisError, UnconditionalGenerator, describe, load_model
 
     def fail(message: str) -> None:
         typer.secho(f"error: {message}", fg="red", err=True)
         raise typer.Exit(2)
 
-    if (mel is None) == (wav is None):
+    vocoder_opts = {"--mel": mel, "--wav": wav, "--mel-config": mel_config, "--speaker": speaker,
+                    "--resample": resample or None}
+    latent_opts = {"--n": n, "--seed": seed, "--latents": latents, "--label": label}
+    given_v = [k for k, v in vocoder_opts.items() if v is not None]
+    given_l = [k for k, v in latent_opts.items() if v is not None]
+    if given_v and given_l:
+        fail(f"{', '.join(given_v)} (vocoders) and {', '.join(given_l)} (unconditional models) do not go together")
+    if mel is not None and wav is not None:
         fail("give exactly one of --mel or --wav")
     if wav is not None and mel_config is not None:
         fail("--mel-config describes the mels given with --mel; with --wav the model computes its own mel")
+    if n is not None and latents is not None:
+        fail("give --n (with --seed) or --latents, not both")
     try:
-        voc = load_vocoder(model, tracking_uri)
+        loaded = load_model(model, tracking_uri)
+        if isinstance(loaded, UnconditionalGenerator):
+            if given_v:
+                fail(f"{describe(loaded)}: the options {', '.join(given_v)} are for vocoders; generate with "
+                     "--n N --seed S (or --latents z.npy)")
+            z = None
+            if latents is not None:
+                try:
+                    z = np.load(latents, allow_pickle=False)
+                except (OSError, ValueError) as exc:
+                    fail(f"{latents}: cannot read a .npy array ({exc})")
+            clips = loaded.generate(n=1 if n is None and z is None else n, seed=seed or 0, latents=z, label=label,
+                                    backend=backend)
+            _write_clips(out, clips, loaded.sample_rate, model)
+            return
+        voc = loaded
+        if given_l:
+            fail(f"{describe(voc)}: the options {', '.join(given_l)} are for unconditional models; give --mel or --wav")
+        if mel is None and wav is None:
+            fail(f"{describe(voc)}: give exactly one of --mel or --wav")
         if mel is not None:
             try:
                 array = np.load(mel, allow_pickle=False)
@@ -223,6 +260,26 @@ def synthesize(
     write_audio(out, audio, voc.sample_rate, "pcm16")
     typer.echo(json.dumps({"out": str(out), "sample_rate": voc.sample_rate, "samples": int(audio.shape[-1]),
                            "seconds": round(audio.shape[-1] / voc.sample_rate, 3), "model": model}))
+
+
+def _write_clips(out: Path, clips, sample_rate: int, model: str) -> None:  # noqa: ANN001 - numpy array
+    """One clip -> ``out`` (a .wav file) or ``out/clip_000.wav``; several -> ``out/clip_NNN.wav``
+    (``out`` a folder) or ``NAME_NNN.wav`` beside ``out`` = ``NAME.wav``."""
+    from ganpipe.audio import write_audio
+
+    if out.suffix.lower() == ".wav":
+        paths = [out] if len(clips) == 1 else [out.with_name(f"{out.stem}_{i:03d}.wav") for i in range(len(clips))]
+    else:
+        if out.exists() and not out.is_dir():
+            typer.secho(f"error: {out} exists and is not a folder (name a .wav file or a folder)", fg="red", err=True)
+            raise typer.Exit(2)
+        paths = [out / f"clip_{i:03d}.wav" for i in range(len(clips))]
+    for path, clip in zip(paths, clips):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_audio(path, clip, sample_rate, "pcm16")
+    typer.echo(json.dumps({"out": [str(p) for p in paths], "sample_rate": sample_rate,
+                           "samples": int(clips.shape[-1]), "seconds": round(clips.shape[-1] / sample_rate, 3),
+                           "model": model}))
 
 
 @app.command()

@@ -259,7 +259,8 @@ class TrackingParams(_Strict):
 
 # Metrics a registry can promote on (the keys of metrics/eval.json; kept in step with
 # ganpipe.metrics.METRIC_KEYS by tests/test_registry.py). Unconditional variants: frechet_mel, ndb_fraction.
-PrimaryMetric = Literal["mcd", "mrstft", "logmel_l1", "pesq", "f0_rmse_cents", "vuv_f1",
+# auto: mcd for vocoders, frechet_mel for unconditional variants (ganpipe.registry.primary_metric_for).
+PrimaryMetric = Literal["auto", "mcd", "mrstft", "logmel_l1", "pesq", "f0_rmse_cents", "vuv_f1",
                         "frechet_mel", "ndb_fraction"]
 
 
@@ -268,13 +269,15 @@ class RegistryParams(_Strict):
 
     Every registered version gets ``candidate_alias``; it also gets ``champion_alias`` when there is
     no champion yet, or when it beats the champion on ``primary_metric`` by more than ``margin``
-    (in the metric's own units; direction from ganpipe.metrics.HIGHER_IS_BETTER).
+    (in the metric's own units; direction from ganpipe.metrics.HIGHER_IS_BETTER). ``auto``: ``mcd``
+    for vocoders, ``frechet_mel`` for unconditional variants; an explicit metric must be a key of
+    metrics/eval.json, or the registration fails naming the metrics there.
     """
 
     enabled: bool = True
     # null: ganpipe-<dataset.name>-<model.variant>
     model_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    primary_metric: PrimaryMetric = "mcd"
+    primary_metric: PrimaryMetric = "auto"
     margin: float = Field(0.0, ge=0.0)
     candidate_alias: str = Field("candidate", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     champion_alias: str = Field("champion", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")

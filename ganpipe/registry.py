@@ -1,26 +1,39 @@
 """Model registry: the trained generator as a registered MLflow model, with candidate/champion aliases.
 
+Both kinds of generator are registered: vocoders (mel -> waveform) and the unconditional variants
+that make audio (``wavegan``, ``specgan``: latent -> waveform); see :mod:`ganpipe.serving` for each
+one's pyfunc contract. ``mel_mlp_gan`` (single mel frames, no waveform; the evaluate stage refuses
+it too) is refused with a :class:`RegistryError`.
+
 :func:`register_generator` (the register stage, ``flows/register.py``, and the retrain flow):
 
 1. reads ``models/generator.pt`` and ``metrics/eval.json`` (they must describe the same model:
-   same variant and training step) and hashes the generator: the file (``generator_sha256``) and
-   its content (``weights_sha256``: architecture, weights, mel configuration and statistics, label
-   names; ``torch.save`` writes different bytes for the same weights each time);
+   same variant and training step; the primary metric, below, must be one of its keys) and hashes
+   the generator: the file (``generator_sha256``) and its content (``weights_sha256``:
+   architecture, weights, mel configuration and statistics, label names; ``torch.save`` writes
+   different bytes for the same weights each time);
 2. under a file lock (``<tracking db folder>/registry.lock``: concurrent registrations, from
    threads or processes, run one after the other), looks for a version of the registered model
-   with the same file or content hash: if there is one, nothing new is created (idempotent);
+   with the same file or content hash: if there is one, nothing new is created (idempotent). A
+   registered model holds one kind of generator: registering a vocoder under the name of an
+   unconditional model (or the reverse, with an explicit ``registry.model_name``) is refused;
 3. otherwise logs an MLflow run with the evaluation metrics and the generator as a pyfunc model
    (:mod:`ganpipe.serving`: signature, metadata, pip requirements, the ``ganpipe`` code, and an
-   ONNX export when ``registry.export_onnx``) and registers it as a new version with tags:
-   ``generator_sha256``, ``weights_sha256``, ``variant``, ``dataset``, ``sample_rate``, ``hop_length``, ``n_mels``,
-   ``mel_config`` (JSON), ``training_step``, ``training_run_id``, ``git_commit``, ``git_dirty``,
-   ``data_features_md5``, ``data_prepared_md5`` and ``eval_<metric>`` for every metric;
+   ONNX export when ``registry.export_onnx``: vocoders, and WaveGAN; SpecGAN's Griffin-Lim is
+   not exported, recorded as ``onnx: false`` with the reason) and registers it as a new version
+   with tags: ``generator_sha256``, ``weights_sha256``, ``variant``, ``kind``, ``dataset``,
+   ``sample_rate``, ``training_step``, ``training_run_id``, ``git_commit``, ``git_dirty``,
+   ``data_features_md5``, ``data_prepared_md5``, ``eval_<metric>`` for every metric, and by kind:
+   ``hop_length``, ``n_mels``, ``mel_config`` (JSON) for vocoders; ``latent_dim``, ``samples``,
+   ``labels`` (JSON) for unconditional models;
 4. decides: the version gets alias ``registry.candidate_alias``; it also gets
-   ``registry.champion_alias`` when there is no champion, or when its ``registry.primary_metric``
-   beats the champion's by more than ``registry.margin`` (lower is better unless
-   ``ganpipe.metrics.HIGHER_IS_BETTER`` says otherwise). A new version whose metric is missing
-   (NaN/null) never displaces a champion; a champion without the metric is displaced by any
-   version that has it. The decision and both metric values are stored as version tags
+   ``registry.champion_alias`` when there is no champion, or when its primary metric beats the
+   champion's by more than ``registry.margin`` (lower is better unless
+   ``ganpipe.metrics.HIGHER_IS_BETTER`` says otherwise). The primary metric is
+   ``registry.primary_metric``; ``auto`` (the default) means ``mcd`` for vocoders and
+   ``frechet_mel`` for unconditional models (:func:`primary_metric_for`). A new version whose
+   metric is null/NaN in metrics/eval.json never displaces a champion; a champion without the
+   metric is displaced by any version that has it. The decision and both metric values are stored as version tags
    (``decision``, ``decision_reason``, ``primary_metric``, ``primary_metric_value``,
    ``champion_before_version``, ``champion_before_value``, ``margin``, ``registration=complete``)
    and returned as a :class:`Registration` (``metrics/register.json``).
@@ -47,20 +60,18 @@ from ganpipe.config import Params, TrackingParams
 
 log = logging.getLogger("ganpipe.registry")
 
-MODEL_ARTIFACT = "vocoder"  # name of the logged model inside its run
+MODEL_ARTIFACT = {"vocoder": "vocoder", "unconditional": "generator"}  # the logged model's name in its run, by kind
 GENERATOR_ARTIFACT = "artifacts/generator.pt"  # path of the generator file inside the model
 # Directions of the metrics that ganpipe.metrics.HIGHER_IS_BETTER does not list (unconditional).
 _EXTRA_HIGHER_IS_BETTER = {"frechet_mel": False, "ndb_fraction": False, "ndb": False}
+# registry.primary_metric: auto -> this metric of the generator's kind
+AUTO_PRIMARY_METRIC = {"vocoder": "mcd", "unconditional": "frechet_mel"}
 _TRANSIENT_MARKERS = ("database is locked", "unable to acquire lock", "lock is held", "lockerror",
                       "temporarily unavailable", "connection reset", "connection refused", "timed out")
 
 
 class RegistryError(RuntimeError):
     """A registration that cannot proceed (the message says why and what to do)."""
-
-
-class NotAVocoderError(RegistryError):
-    """Only vocoders (mel -> waveform) are registered as pyfunc models."""
 
 
 class TransientError(RuntimeError):
@@ -75,6 +86,30 @@ def is_transient(exc: BaseException) -> bool:
         return True
     text = f"{type(exc).__name__}: {exc}".lower()
     return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def primary_metric_for(configured: str, kind: str) -> str:
+    """The metric that decides promotion: ``configured`` (``registry.primary_metric``), or for
+    ``auto`` the usual one of the generator's ``kind`` (``mcd`` / ``frechet_mel``)."""
+    if configured != "auto":
+        return configured
+    if kind not in AUTO_PRIMARY_METRIC:
+        raise RegistryError(f"registry.primary_metric=auto: no default metric for generators of kind {kind!r}")
+    return AUTO_PRIMARY_METRIC[kind]
+
+
+def check_primary_metric(metric: str, configured: str, metrics: dict[str, Any], source: str) -> None:
+    """Fail when ``metric`` is not a key of metrics/eval.json (a null/NaN value is accepted: such a
+    version is registered but never displaces a champion)."""
+    if metric in metrics:
+        return
+    available = sorted(k for k, v in metrics.items() if k not in _NOT_METRICS and isinstance(v, (int, float))
+                       and not isinstance(v, bool))
+    how = f"registry.primary_metric={configured}" + (f" (-> {metric})" if configured != metric else "")
+    raise RegistryError(
+        f"{how}: metric {metric!r} is not in {source}; its metrics are {available or 'none'}. Set "
+        "registry.primary_metric to one of them that the registry knows, or to 'auto' (mcd for vocoders, "
+        "frechet_mel for unconditional models)")
 
 
 def higher_is_better(metric: str) -> bool:
@@ -226,6 +261,7 @@ class Registration:
     generator_sha256: str
     weights_sha256: str
     variant: str
+    kind: str  # "vocoder" or "unconditional"
     run_id: str | None
     data_version: dict[str, Any]
     eval_metrics: dict[str, float]
@@ -257,7 +293,7 @@ def _registration_from_version(mv: Any, created: bool) -> Registration:
         champion_before_version=None if before in (None, "none") else before,
         champion_before_value=_finite(t.get("champion_before_value")),
         generator_sha256=t.get("generator_sha256", ""), weights_sha256=t.get("weights_sha256", ""),
-        variant=t.get("variant", ""), run_id=mv.run_id,
+        variant=t.get("variant", ""), kind=t.get("kind", "vocoder"), run_id=mv.run_id,
         data_version={k: _tag_value(t.get(k)) for k in ("git_commit", "git_dirty", "data_features_md5",
                                                          "data_prepared_md5")},
         eval_metrics={k[len("eval_"):]: float(v) for k, v in sorted(t.items())
@@ -282,6 +318,8 @@ def _pip_requirements(with_onnx: bool) -> list[str]:
 
 def _export_onnx(loaded: Any, path: Path) -> str | None:
     """Write the ONNX export; returns None on success, else why it was skipped."""
+    if loaded.bundle.kind != "vocoder":
+        return _export_latent_onnx(loaded, path)
     import numpy as np
     import torch
 
@@ -312,6 +350,40 @@ def _export_onnx(loaded: Any, path: Path) -> str | None:
     return None
 
 
+def _export_latent_onnx(loaded: Any, path: Path) -> str | None:
+    """WaveGAN (a plain conv net): latents ``z`` [+ ``labels``] -> ``wav``, checked against torch.
+    SpecGAN's audio is Griffin-Lim of its output, which the export would not contain: skipped."""
+    import numpy as np
+    import torch
+
+    from ganpipe.inference import reference_module
+    from ganpipe.serving import export_latent_onnx
+
+    if loaded.bundle.variant != "wavegan":
+        return (f"{loaded.bundle.variant}: its audio is rendered by Griffin-Lim after the network, which an ONNX "
+                "export would not contain; serve it with backend torch")
+    try:
+        export_latent_onnx(loaded.generator, path)
+        import onnxruntime as ort
+
+        reference = reference_module(loaded.generator, "cpu")
+        gen = torch.Generator().manual_seed(0)
+        z = torch.rand(3, reference.latent_dim, generator=gen) * 2 - 1
+        feeds, kw = {"z": z.numpy()}, {}
+        if loaded.bundle.conditioning != "none":
+            labels = torch.arange(3) % max(1, loaded.bundle.n_classes)
+            feeds["labels"], kw["labels"] = labels.numpy(), labels
+        with torch.inference_mode():
+            expected = reference(z, **kw).numpy()
+        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["wav"], feeds)[0]
+        diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+        if not diff <= 1e-3:
+            return f"ONNX output differs from torch by {diff:.3g}"
+    except Exception as exc:  # noqa: BLE001 - the export is optional; the reason is recorded
+        return f"ONNX export failed: {type(exc).__name__}: {exc}"
+    return None
+
+
 def _copy_code(dest: Path) -> Path:
     """The ``ganpipe`` package (sources only) for the model's ``code_paths``."""
     import ganpipe
@@ -322,19 +394,35 @@ def _copy_code(dest: Path) -> Path:
     return target
 
 
-def _version_tags(loaded: Any, sha: str, content: str, dataset: str, data: dict[str, Any],
+def _version_tags(loaded: Any, core: Any, sha: str, content: str, dataset: str, data: dict[str, Any],
                   metrics: dict[str, Any]) -> dict[str, str]:
     tags = {
-        "generator_sha256": sha, "weights_sha256": content, "variant": loaded.bundle.variant, "dataset": dataset,
-        "sample_rate": str(loaded.mel_config.sample_rate), "hop_length": str(loaded.mel_config.hop_length),
-        "n_mels": str(loaded.mel_config.n_mels), "mel_config": loaded.mel_config.to_json(),
-        "training_step": str(loaded.meta.get("step")), "training_run_id": str(loaded.meta.get("run_id") or "none"),
+        "generator_sha256": sha, "weights_sha256": content, "variant": loaded.bundle.variant,
+        "kind": loaded.bundle.kind, "dataset": dataset, "training_step": str(loaded.meta.get("step")),
+        "training_run_id": str(loaded.meta.get("run_id") or "none"),
     }
+    if loaded.bundle.kind == "vocoder":
+        tags.update({"sample_rate": str(loaded.mel_config.sample_rate), "hop_length": str(loaded.mel_config.hop_length),
+                     "n_mels": str(loaded.mel_config.n_mels), "mel_config": loaded.mel_config.to_json()})
+    else:
+        tags.update({"sample_rate": str(core.sample_rate), "latent_dim": str(core.latent_dim),
+                     "samples": str(core.samples), "labels": json.dumps(core.labels)})
     tags.update({k: "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
                  for k, v in data.items()})
     for k, v in _numeric_metrics(metrics).items():
         tags[f"eval_{k}"] = repr(v)
     return tags
+
+
+def _core(loaded: Any) -> Any:
+    """The serving core of ``loaded`` (:mod:`ganpipe.serving`: checks that it can be served, e.g.
+    that an unconditional variant makes audio); RegistryError otherwise."""
+    from ganpipe.serving import InputError, make_core
+
+    try:
+        return make_core(loaded)
+    except InputError as exc:
+        raise RegistryError(f"{loaded.bundle.variant} cannot be registered as a model: {exc}") from None
 
 
 # Numbers of metrics/eval.json that are counts or bookkeeping, not quality metrics.
@@ -347,21 +435,57 @@ def _numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
             and not isinstance(v, bool) and _finite(v) is not None}
 
 
-def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any, metrics: dict[str, Any],
-               tags: dict[str, str], params: Params) -> Any:
+def _kind_metadata(loaded: Any, core: Any) -> tuple[dict[str, Any], Any, str]:
+    """Kind-specific metadata, the input example and the registered model's description."""
+    import numpy as np
+
+    from ganpipe.serving import LATENT_DISTRIBUTIONS, MAX_CLIPS, RENDERING
+
+    if loaded.bundle.kind == "vocoder":
+        cfg = loaded.mel_config
+        meta = {
+            "mel_config": cfg.to_dict(), "sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length,
+            "n_mels": cfg.n_mels, "min_frames": int(loaded.bundle.min_frames or 1),
+            "speakers": list(loaded.label_names) if loaded.bundle.conditioning != "none" else [],
+            "input": "float32 (batch, n_mels, frames) un-normalised project log-mel; params input_type=waveform: "
+                     "(batch, 1, samples) at sample_rate (copy-synthesis); see ganpipe/serving.py",
+            "output": "float32 (batch, 1, frames * hop_length) waveform in [-1, 1]",
+        }
+        # a short silent-level mel: documents the request format (serving_input_example.json)
+        example = (np.full((1, cfg.n_mels, max(8, int(loaded.bundle.min_frames or 1))),
+                           math.log(cfg.clamp) / (math.log(10) if cfg.log_base == "10" else 1.0),
+                           dtype=np.float32), {"input_type": "mel"})
+        return meta, example, ("ganpipe GAN vocoder: log-mel (batch, n_mels, frames) -> waveform (batch, 1, "
+                               "frames*hop); see ganpipe/serving.py.")
+    meta = {
+        "sample_rate": core.sample_rate, "latent_dim": core.latent_dim,
+        "latent_distribution": LATENT_DISTRIBUTIONS.get(core.variant), "samples": core.samples,
+        "labels": core.labels, "max_clips": MAX_CLIPS, "rendering": RENDERING[core.variant],
+        "input": f"optional float32 latents (batch, {core.latent_dim}), 1 <= batch <= {MAX_CLIPS}; or none with "
+                 f"params n (1..{MAX_CLIPS}) + seed (latents drawn by the generator's sample_latent); "
+                 "params label for class-conditioned models; see ganpipe/serving.py",
+        "output": f"float32 (batch, 1, {core.samples}) waveform at sample_rate",
+    }
+    example = core.draw_latents(1, seed=0).numpy()  # one latent the generator itself would draw
+    return meta, example, (f"ganpipe unconditional GAN ({core.variant}): latents (batch, {core.latent_dim}) or "
+                           f"params n + seed -> waveform (batch, 1, {core.samples}) at {core.sample_rate} Hz; see "
+                           "ganpipe/serving.py.")
+
+
+def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any, core: Any,
+               metrics: dict[str, Any], tags: dict[str, str], params: Params, metric: str) -> Any:
     import mlflow
 
-    from ganpipe.serving import FORMAT, LOADER_SOURCE, model_signature
+    from ganpipe.serving import FORMATS, LOADER_SOURCE, signature_for
 
     import os
 
-    import numpy as np
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     rp = params.registry
+    kind = loaded.bundle.kind
     with tempfile.TemporaryDirectory(prefix="ganpipe-register-") as tmp_dir:
         tmp = Path(tmp_dir)
-        loader = tmp / "ganpipe_vocoder.py"
+        loader = tmp / "ganpipe_model.py"
         loader.write_text(LOADER_SOURCE)
         shutil.copy2(gen_path, tmp / "generator.pt")  # the artifact keeps its file name
         artifacts = {"generator": str(tmp / "generator.pt")}
@@ -373,13 +497,10 @@ def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any,
             else:
                 log.warning("no ONNX export in the model: %s", onnx_skipped)
         code = _copy_code(tmp / "code")
-        cfg = loaded.mel_config
         eval_numeric = _numeric_metrics(metrics)
+        kind_meta, example, description = _kind_metadata(loaded, core)
         metadata = {
-            "format": FORMAT, "variant": loaded.bundle.variant, "kind": loaded.bundle.kind,
-            "mel_config": cfg.to_dict(), "sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length,
-            "n_mels": cfg.n_mels, "min_frames": int(loaded.bundle.min_frames or 1),
-            "speakers": list(loaded.label_names) if loaded.bundle.conditioning != "none" else [],
+            "format": FORMATS[kind], "variant": loaded.bundle.variant, "kind": kind, **kind_meta,
             "generator_sha256": tags["generator_sha256"], "weights_sha256": tags["weights_sha256"],
             "training_step": loaded.meta.get("step"),
             "training_run_id": loaded.meta.get("run_id"), "dataset": tags["dataset"],
@@ -387,9 +508,7 @@ def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any,
                                                       "data_prepared_md5")},
             "eval_metrics": eval_numeric, "onnx": "onnx" in artifacts,
             "onnx_skipped": None if "onnx" in artifacts else onnx_skipped,
-            "input": "float32 (batch, n_mels, frames) un-normalised project log-mel; params input_type=waveform: "
-                     "(batch, 1, samples) at sample_rate (copy-synthesis); see ganpipe/serving.py",
-            "output": "float32 (batch, 1, frames * hop_length) waveform in [-1, 1]",
+            "primary_metric": metric,
         }
         run_tags = {"ganpipe.stage": "register", "generator_sha256": tags["generator_sha256"],
                     "training_run_id": tags["training_run_id"]}
@@ -402,25 +521,19 @@ def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any,
                 pass
         with mlflow.start_run(experiment_id=exp_id, run_name=f"register-{name}-{tags['generator_sha256'][:8]}",
                               tags=run_tags) as run:
-            mlflow.log_params({"registered_model": name, "primary_metric": rp.primary_metric,
+            mlflow.log_params({"registered_model": name, "primary_metric": metric,
                                "margin": rp.margin, "variant": loaded.bundle.variant,
                                "generator_sha256": tags["generator_sha256"]})
             if eval_numeric:
                 mlflow.log_metrics({f"eval_{k}": v for k, v in eval_numeric.items()})
             info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT, python_model=str(loader), artifacts=artifacts, code_paths=[str(code)],
-                signature=model_signature(), pip_requirements=_pip_requirements("onnx" in artifacts),
-                metadata=metadata,
-                # a short silent-level mel: documents the request format (serving_input_example.json)
-                input_example=(np.full((1, cfg.n_mels, max(8, int(loaded.bundle.min_frames or 1))),
-                                       math.log(cfg.clamp) / (math.log(10) if cfg.log_base == "10" else 1.0),
-                                       dtype=np.float32), {"input_type": "mel"}))
+                name=MODEL_ARTIFACT[kind], python_model=str(loader), artifacts=artifacts, code_paths=[str(code)],
+                signature=signature_for(kind), pip_requirements=_pip_requirements("onnx" in artifacts),
+                metadata=metadata, input_example=example)  # documents the request (serving_input_example.json)
         if not _registered_model_exists(client, name):
             client.create_registered_model(
-                name, description=("ganpipe GAN vocoder: log-mel (batch, n_mels, frames) -> waveform "
-                                   "(batch, 1, frames*hop); see ganpipe/serving.py. Aliases: "
-                                   f"{rp.candidate_alias} = newest version, {rp.champion_alias} = best on "
-                                   f"{rp.primary_metric}."))
+                name, description=(f"{description} Aliases: {rp.candidate_alias} = newest version, "
+                                   f"{rp.champion_alias} = best on {metric}."))
         return client.create_model_version(
             name, source=info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id,
             description=f"{loaded.bundle.variant}, step {loaded.meta.get('step')}, "
@@ -446,6 +559,20 @@ def _find_version(client: Any, name: str, sha: str, content: str) -> Any | None:
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
+def _check_same_kind(client: Any, name: str, loaded: Any) -> None:
+    """A registered model holds one kind of generator (its consumers rely on one contract)."""
+    if not _registered_model_exists(client, name):
+        return
+    kind = loaded.bundle.kind
+    other = [v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("kind", "vocoder") != kind]
+    if other:
+        v = min(other, key=lambda v: int(v.version))
+        raise RegistryError(
+            f"registered model {name!r} holds {v.tags.get('kind', 'vocoder')} models (version {v.version}: "
+            f"{v.tags.get('variant')}); {loaded.bundle.variant} is {kind}: register it under another name "
+            "(registry.model_name)")
+
+
 def alias_version(client: Any, name: str, alias: str) -> Any | None:
     """The model version holding ``alias``, or None."""
     from mlflow.exceptions import MlflowException
@@ -456,9 +583,8 @@ def alias_version(client: Any, name: str, alias: str) -> Any | None:
         return None
 
 
-def _decide(client: Any, mv: Any, metrics: dict[str, Any], params: Params) -> dict[str, str]:
+def _decide(client: Any, mv: Any, metrics: dict[str, Any], params: Params, metric: str) -> dict[str, str]:
     rp = params.registry
-    metric = rp.primary_metric
     hib = higher_is_better(metric)
     new = _finite(metrics.get(metric))
     champ = alias_version(client, mv.name, rp.champion_alias)
@@ -528,14 +654,16 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
         eval_metrics = root / eval_metrics
     metrics = read_eval_metrics(eval_metrics)
     loaded = load_generator(gen_path)
-    if loaded.bundle.kind != "vocoder":
-        raise NotAVocoderError(f"{loaded.bundle.variant} is not a vocoder (mel -> waveform); only vocoders are "
-                               "registered as models")
+    kind = loaded.bundle.kind
     for key, ours in (("variant", loaded.bundle.variant), ("step", loaded.meta.get("step"))):
         if key in metrics and ours is not None and metrics[key] != ours:
             raise RegistryError(
                 f"the evaluation metrics ({key}={metrics[key]!r}) do not describe {gen_path.name} ({key}={ours!r}): "
                 "run the evaluate stage for this generator first (dvc repro)")
+    core = _core(loaded)  # can it be served? (mel_mlp_gan makes no audio)
+    metric = primary_metric_for(params.registry.primary_metric, kind)
+    check_primary_metric(metric, params.registry.primary_metric, metrics,
+                         "the evaluation metrics" if isinstance(eval_metrics, dict) else str(eval_metrics))
     sha, content = file_sha256(gen_path), weights_sha256(gen_path)
     name = params.registry.registered_name(params.dataset.name, loaded.bundle.variant)
     data = data_version(root)
@@ -550,14 +678,15 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
         mv = _find_version(client, name, sha, content)
         created = mv is None
         if created:
-            tags = _version_tags(loaded, sha, content, params.dataset.name, data, metrics)
-            mv = _log_model(client, exp_id, name, gen_path, loaded, metrics, tags, params)
+            _check_same_kind(client, name, loaded)
+            tags = _version_tags(loaded, core, sha, content, params.dataset.name, data, metrics)
+            mv = _log_model(client, exp_id, name, gen_path, loaded, core, metrics, tags, params, metric)
             log.info("registered %s version %s", name, mv.version)
         else:
             log.info("%s (or the same weights) is already registered as %s version %s: no new version",
                      gen_path.name, name, mv.version)
         if mv.tags.get("registration") != "complete":
-            _decide(client, mv, metrics, params)
+            _decide(client, mv, metrics, params, metric)
         mv = client.get_model_version(name, mv.version)
         return _registration_from_version(mv, created)
 

@@ -1,10 +1,14 @@
 """The registered model: an MLflow pyfunc around a ganpipe generator file (``models/generator.pt``).
 
 ``mlflow.pyfunc.load_model("models:/NAME@champion")`` (or ``mlflow models serve -m ...``) gives a
-model whose ``predict(x, params=...)`` turns log-mels into waveforms.
+model whose ``predict(x, params=...)`` returns waveforms. One pyfunc class (:class:`GanGeneratorModel`)
+serves both kinds of generator; it reads ``kind`` from the generator file and hands the request to
+:class:`VocoderCore` (mel -> waveform) or :class:`UnconditionalCore` (latent -> waveform). The
+model's metadata says which (``kind``, and ``format``: ``ganpipe-vocoder/1`` or
+``ganpipe-unconditional/1``).
 
-Input / output contract (signature: input tensor float32 ``(-1, -1, -1)``, output float32
-``(-1, 1, -1)``, params below):
+Vocoders (``hifigan_*``, ``melgan``, ``multiband_melgan``, ``parallel_wavegan``). Signature: input
+tensor float32 ``(-1, -1, -1)``, output float32 ``(-1, 1, -1)``, params below.
 
 * ``input_type="mel"`` (default): ``x`` is ``(batch, n_mels, frames)``, the *un-normalised* project
   log-mel (``ganpipe.mel.MelSpectrogram(config)`` of the waveform, as in ``data/features/mels``)
@@ -23,9 +27,32 @@ Input / output contract (signature: input tensor float32 ``(-1, -1, -1)``, outpu
 * ``backend``: ``torch`` (default) or ``onnx`` (ONNX Runtime on the ONNX export logged inside the
   model with ``registry.export_onnx: true``; same output to ~1e-4).
 
-Bad input (wrong rank or number of mel bins, NaN/inf, too short, unknown speaker, bad params)
-raises ``MlflowException(INVALID_PARAMETER_VALUE)`` with a message naming the problem; the REST
-server answers it with HTTP 400.
+Unconditional generators (``wavegan``, ``specgan``). Signature: no input schema (``x`` is
+optional), output float32 ``(-1, 1, -1)``, params ``n``, ``seed``, ``label``, ``backend``. Either
+
+* ``x`` = float32 latent vectors ``(batch, latent_dim)`` (metadata ``latent_dim``; the generators
+  were trained on the distribution in metadata ``latent_distribution``), 1 <= batch <= 256, with
+  ``n`` left at 0 (``seed`` is then unused); or
+* no ``x`` (``None``, or an empty array: REST ``"inputs": []``) and params ``n`` (1..256, the number
+  of clips) and ``seed`` (int >= 0, default 0): the latents are drawn with the generator's own
+  ``sample_latent`` under ``torch.manual_seed(seed)`` (the process's random state is left as it
+  was), so the same ``n`` and ``seed`` give the same audio.
+
+``label`` (string): for class-conditioned models (metadata ``labels``), a class name or its index,
+used for every clip; left empty, the clips cycle through the classes (clip i gets class
+``i % len(labels)``, as in the evaluation). Must be empty for unconditioned models. Output:
+``(batch, 1, samples)`` float32 at the model's ``sample_rate`` (metadata ``samples``: 16384, about
+1 s at 16 kHz). WaveGAN's output is the waveform itself; SpecGAN's is the Griffin-Lim audio of its
+generated spectrogram (``generator.spectrogram.to_audio``, the path the evaluation uses).
+``backend``: ``torch`` (default) or ``onnx`` (WaveGAN only: its ONNX export, inputs ``z`` [+ int64
+``labels``], output ``wav``; SpecGAN's Griffin-Lim rendering is not exported). ``mel_mlp_gan``
+(single normalised mel frames, no waveform; the evaluation does not score it either) is not
+served: building its model raises :class:`InputError`, and the registry refuses it.
+
+Bad input (wrong rank or number of mel bins / latent size, NaN/inf, too short, ``n`` out of
+range, both or neither of ``x`` and ``n``, unknown speaker or label, bad params) raises
+``MlflowException(INVALID_PARAMETER_VALUE)`` with a message naming the problem; the REST server
+answers it with HTTP 400.
 
 REST (from the project root; ``--env-manager local`` uses this environment, no download)::
 
@@ -34,15 +61,20 @@ REST (from the project root; ``--env-manager local`` uses this environment, no d
     curl -X POST http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' \
         -d '{"inputs": [[[-4.1, ...], ...]], "params": {"input_type": "mel"}}'
     # -> {"predictions": [[[...]]]}  (batch, 1, samples); bad input -> HTTP 400 {"message": ...}
+    # an unconditional model: -d '{"inputs": [], "params": {"n": 4, "seed": 7}}'
 
-The model's metadata (``model.metadata.metadata``) holds: ``mel_config``, ``sample_rate``,
-``hop_length``, ``n_mels``, ``variant``, ``speakers``, ``generator_sha256``, ``weights_sha256``, ``training_step``,
-``training_run_id``, ``data_version`` (git commit + dvc.lock hashes of data/features and
-data/prepared), ``eval_metrics`` (metrics/eval.json) and ``onnx`` (whether the export is inside).
+The model's metadata (``model.metadata.metadata``) holds, for both kinds: ``format``, ``kind``,
+``variant``, ``sample_rate``, ``generator_sha256``, ``weights_sha256``, ``training_step``,
+``training_run_id``, ``dataset``, ``data_version`` (git commit + dvc.lock hashes of data/features
+and data/prepared), ``eval_metrics`` (metrics/eval.json), ``onnx`` (whether the export is inside)
+and ``onnx_skipped`` (why not); vocoders also ``mel_config``, ``hop_length``, ``n_mels``,
+``min_frames``, ``speakers``; unconditional models ``latent_dim``, ``latent_distribution``,
+``samples``, ``labels``, ``max_clips`` and ``rendering``.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +84,16 @@ from mlflow.pyfunc import PythonModel
 
 INPUT_TYPES = ("mel", "waveform")
 BACKENDS = ("torch", "onnx")
-FORMAT = "ganpipe-vocoder/1"
+FORMAT = "ganpipe-vocoder/1"  # metadata "format" of a vocoder
+UNCONDITIONAL_FORMAT = "ganpipe-unconditional/1"  # ... of an unconditional generator
+FORMATS = {"vocoder": FORMAT, "unconditional": UNCONDITIONAL_FORMAT}
+MAX_CLIPS = 256  # clips per request of an unconditional model
+# Unconditional variants with a waveform, and how it is made from the generator's output.
+RENDERING = {"wavegan": "the generator's output waveform",
+             "specgan": "Griffin-Lim of the generated spectrogram (generator.spectrogram.to_audio)"}
+# The latent distribution of each unconditional variant's sample_latent (for callers giving x).
+LATENT_DISTRIBUTIONS = {"wavegan": "uniform in [-1, 1]", "specgan": "uniform in [-1, 1]"}
+_CHUNK = 16  # clips generated per forward call (bounds memory; as in the evaluation)
 
 
 class InputError(ValueError):
@@ -72,6 +113,40 @@ def model_signature() -> Any:
     ])
     return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1))]),
                           outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1))]), params=params)
+
+
+def unconditional_signature() -> Any:
+    """The pyfunc signature of an unconditional model: no input schema (``x`` is optional: latents
+    ``(batch, latent_dim)``, or nothing with params ``n`` + ``seed``); output ``(batch, 1, samples)``."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+
+    params = ParamSchema([
+        ParamSpec("n", "long", 0),
+        ParamSpec("seed", "long", 0),
+        ParamSpec("label", "string", ""),
+        ParamSpec("backend", "string", "torch"),
+    ])
+    return ModelSignature(inputs=None, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1))]),
+                          params=params)
+
+
+def signature_for(kind: str) -> Any:
+    """:func:`model_signature` for vocoders, :func:`unconditional_signature` otherwise."""
+    return model_signature() if kind == "vocoder" else unconditional_signature()
+
+
+def _onnx_session(path: str | None) -> Any:
+    if not path:
+        raise InputError("backend 'onnx': this model version has no ONNX export "
+                         "(registered with registry.export_onnx: false, or none possible: see metadata "
+                         "onnx_skipped); use backend 'torch'")
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 class VocoderCore:
@@ -115,15 +190,7 @@ class VocoderCore:
 
     def _session(self) -> Any:
         if self._ort is None:
-            if not self.onnx_path:
-                raise InputError("backend 'onnx': this model version has no ONNX export "
-                                 "(registered with registry.export_onnx: false); use backend 'torch'")
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            options.log_severity_level = 3
-            self._ort = ort.InferenceSession(self.onnx_path, options, providers=["CPUExecutionProvider"])
+            self._ort = _onnx_session(self.onnx_path)
         return self._ort
 
     # -- generation -------------------------------------------------------------------------------
@@ -197,8 +264,178 @@ class VocoderCore:
         return result
 
 
-class GanVocoderModel(PythonModel):
-    """MLflow pyfunc: artifacts ``generator`` (ganpipe generator file) and optional ``onnx``."""
+class UnconditionalCore:
+    """An unconditional generator's serving logic without MLflow: latents (given, or drawn from
+    ``n`` + ``seed``), labels, rendering to audio, validation; see the module doc."""
+
+    def __init__(self, loaded: Any, onnx_path: str | Path | None = None):
+        from ganpipe.inference import reference_module
+
+        bundle = loaded.bundle
+        if bundle.kind != "unconditional":
+            raise InputError(f"variant {bundle.variant} is not an unconditional generator (latent -> waveform)")
+        if bundle.variant not in RENDERING:
+            raise InputError(f"variant {bundle.variant} generates {bundle.output_spec.name} "
+                             f"{bundle.output_spec.shape}, not audio; only {sorted(RENDERING)} are served")
+        self.loaded = loaded
+        self.variant = bundle.variant
+        self.module = reference_module(loaded.generator, "cpu")  # eval, no grad
+        self.latent_dim = int(self.module.latent_dim)
+        if self.variant == "specgan" and not bool(self.module.spectrogram.fitted):
+            raise InputError("this SpecGAN's spectrogram statistics were never fitted: its output cannot be "
+                             "turned into audio")
+        self.sample_rate = int(bundle.sample_rate)
+        self.samples = int(bundle.output_spec.shape[-1]) if self.variant == "wavegan" \
+            else int(self.module.spectrogram.audio_length)
+        self.conditional = bundle.conditioning != "none"
+        self.labels = list(loaded.label_names) if self.conditional else []
+        if self.conditional and len(self.labels) != bundle.n_classes:
+            self.labels = [str(i) for i in range(bundle.n_classes)]  # names lost: indices still work
+        self.onnx_path = str(onnx_path) if onnx_path else None
+        self._ort: Any = None
+        self._rng_lock = threading.Lock()
+
+    # -- parameters -------------------------------------------------------------------------------
+    def _label(self, label: Any) -> int | None:
+        label = "" if label is None else str(label).strip()
+        if not self.conditional:
+            if label:
+                raise InputError(f"this model is not class-conditioned; leave 'label' empty (got {label!r})")
+            return None
+        if not label:
+            return None  # the clips cycle through the classes
+        if label in self.labels:
+            return self.labels.index(label)
+        if label.isdigit() and int(label) < len(self.labels):
+            return int(label)
+        raise InputError(f"unknown label {label!r}; this model knows {self.labels} (or their index)")
+
+    def _latents(self, x: Any, n: Any, seed: Any) -> torch.Tensor:
+        try:
+            n = int(n or 0)
+            seed = int(seed or 0)
+        except (TypeError, ValueError):
+            raise InputError(f"params 'n' and 'seed' must be integers, got n={n!r}, seed={seed!r}") from None
+        if x is not None and hasattr(x, "to_numpy"):  # a DataFrame from a client that ignored the doc
+            x = x.to_numpy()
+        if x is not None:
+            try:
+                x = np.asarray(x, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"input is not a numeric array: {exc}") from None
+            if x.size == 0:
+                x = None  # "no latents" (REST: "inputs": [])
+        if x is not None:
+            if n:
+                raise InputError(f"give either latents x (here of shape {x.shape}) or params 'n' (here {n}), not both")
+            if x.ndim != 2 or x.shape[1] != self.latent_dim:
+                raise InputError(f"latents must be a 2-D array (batch, latent_dim={self.latent_dim}), got shape "
+                                 f"{x.shape}")
+            if not 1 <= x.shape[0] <= MAX_CLIPS:
+                raise InputError(f"at most {MAX_CLIPS} latents per request, got {x.shape[0]}")
+            if not np.isfinite(x).all():
+                raise InputError("latents contain NaN or infinite values")
+            return torch.from_numpy(np.ascontiguousarray(x))
+        if not n:
+            raise InputError(f"give latents x (batch, latent_dim={self.latent_dim}) or params 'n' "
+                             f"(1..{MAX_CLIPS} clips) and 'seed'")
+        if not 1 <= n <= MAX_CLIPS:
+            raise InputError(f"params 'n' must lie in [1, {MAX_CLIPS}], got {n}")
+        if not 0 <= seed < 2 ** 63:
+            raise InputError(f"params 'seed' must lie in [0, 2**63), got {seed}")
+        return self.draw_latents(n, seed)
+
+    def draw_latents(self, n: int, seed: int) -> torch.Tensor:
+        """``(n, latent_dim)`` latents from the generator's own ``sample_latent`` under
+        ``torch.manual_seed(seed)``; the process's random state is left as it was."""
+        with self._rng_lock, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.module.sample_latent(n, device="cpu").float()
+
+    # -- generation -------------------------------------------------------------------------------
+    def _session(self) -> Any:
+        if self._ort is None:
+            if self.variant != "wavegan":
+                raise InputError(f"backend 'onnx': {self.variant} has no ONNX export (its Griffin-Lim "
+                                 "rendering is not exported); use backend 'torch'")
+            self._ort = _onnx_session(self.onnx_path)
+        return self._ort
+
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None, backend: str) -> np.ndarray:
+        if backend == "onnx":
+            feeds = {"z": z.numpy()}
+            if labels is not None:
+                feeds["labels"] = labels.numpy()
+            return np.asarray(self._session().run(["wav"], feeds)[0], dtype=np.float32)
+        with torch.inference_mode():
+            out = self.module(z, **({} if labels is None else {"labels": labels}))
+            if self.variant == "specgan":
+                out = self.module.spectrogram.to_audio(out)
+        return out.float().cpu().numpy()
+
+    def predict(self, x: Any = None, n: Any = 0, seed: Any = 0, label: Any = "", backend: str = "torch") -> np.ndarray:
+        if backend not in BACKENDS:
+            raise InputError(f"params 'backend' must be one of {list(BACKENDS)}, got {backend!r}")
+        z = self._latents(x, n, seed)
+        fixed = self._label(label)
+        batch = z.shape[0]
+        labels = None
+        if self.conditional:
+            labels = (torch.full((batch,), fixed, dtype=torch.long) if fixed is not None
+                      else torch.arange(batch, dtype=torch.long) % len(self.labels))
+        if backend == "onnx":
+            self._session()  # fail before any work when there is no export
+        outs = [self._generate(z[i:i + _CHUNK], None if labels is None else labels[i:i + _CHUNK], backend)
+                for i in range(0, batch, _CHUNK)]
+        return np.ascontiguousarray(np.concatenate(outs), dtype=np.float32)
+
+
+def export_latent_onnx(generator: torch.nn.Module, path: str | Path) -> None:
+    """ONNX export of a latent -> waveform generator (WaveGAN): inputs ``z`` float32
+    ``(B, latent_dim)`` [and ``labels`` int64 ``(B,)`` when class-conditioned], output ``wav``
+    ``(B, 1, samples)``; B dynamic."""
+    import warnings
+
+    from ganpipe.inference import reference_module
+
+    module = reference_module(generator, "cpu")
+    conditional = getattr(module, "class_conditioning", None) is not None
+
+    class _Forward(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            return self.inner(z, labels=labels) if labels is not None else self.inner(z)
+
+    args: tuple[torch.Tensor, ...] = (torch.zeros(2, int(module.latent_dim)),)
+    names, axes = ["z"], {"z": {0: "batch"}, "wav": {0: "batch"}}
+    if conditional:
+        args = (*args, torch.zeros(2, dtype=torch.long))
+        names.append("labels")
+        axes["labels"] = {0: "batch"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # deprecation of the TorchScript exporter; traced shape checks
+        torch.onnx.export(_Forward(module).eval(), args, str(path), input_names=names, output_names=["wav"],
+                          dynamic_axes=axes, opset_version=17, do_constant_folding=True, dynamo=False)
+
+
+def make_core(loaded: Any, onnx_path: str | Path | None = None) -> VocoderCore | UnconditionalCore:
+    """The serving core for the generator's kind; :class:`InputError` when it cannot be served."""
+    if loaded.bundle.kind == "vocoder":
+        return VocoderCore(loaded, onnx_path)
+    return UnconditionalCore(loaded, onnx_path)
+
+
+# predict() params of each core (the names of its signature's params)
+_CORE_PARAMS = {VocoderCore: ("input_type", "lengths", "speaker", "backend"),
+                UnconditionalCore: ("n", "seed", "label", "backend")}
+
+
+class GanGeneratorModel(PythonModel):
+    """MLflow pyfunc: artifacts ``generator`` (ganpipe generator file) and optional ``onnx``; serves
+    the generator's kind (vocoder or unconditional, from the file)."""
 
     # The signature is explicit (type hints cannot express the 3-D tensor and the params); this
     # tells MLflow not to look for type hints on predict() (and not to warn about their absence).
@@ -208,7 +445,7 @@ class GanVocoderModel(PythonModel):
         from ganpipe.generator_io import load_generator
 
         artifacts = context.artifacts
-        self.core = VocoderCore(load_generator(artifacts["generator"]), artifacts.get("onnx"))
+        self.core = make_core(load_generator(artifacts["generator"]), artifacts.get("onnx"))
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001 - see load_context
         from mlflow.exceptions import MlflowException
@@ -217,19 +454,20 @@ class GanVocoderModel(PythonModel):
         params = dict(params or {})
         if hasattr(model_input, "to_numpy"):  # a DataFrame from a client that ignored the signature
             model_input = model_input.to_numpy()
+        kwargs = {k: params[k] for k in _CORE_PARAMS[type(self.core)] if params.get(k) is not None}
         try:
-            return self.core.predict(model_input, input_type=params.get("input_type", "mel"),
-                                     lengths=params.get("lengths"), speaker=params.get("speaker", ""),
-                                     backend=params.get("backend", "torch"))
+            return self.core.predict(model_input, **kwargs)
         except InputError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
 
 
+GanVocoderModel = GanGeneratorModel  # the name the loader of earlier registered versions imports
+
 # The file MLflow runs to build the model at load time ("models from code": no pickled objects).
-LOADER_SOURCE = '''"""ganpipe vocoder: MLflow models-from-code entry point (see ganpipe/serving.py)."""
+LOADER_SOURCE = '''"""ganpipe generator: MLflow models-from-code entry point (see ganpipe/serving.py)."""
 import mlflow
 
-from ganpipe.serving import GanVocoderModel
+from ganpipe.serving import GanGeneratorModel
 
-mlflow.models.set_model(GanVocoderModel())
+mlflow.models.set_model(GanGeneratorModel())
 '''

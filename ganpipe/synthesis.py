@@ -1,4 +1,5 @@
-"""Using a registered vocoder: mel -> waveform, or waveform -> waveform (copy-synthesis).
+"""Using a registered model: a vocoder (mel -> waveform, or waveform -> waveform: copy-synthesis) or
+an unconditional generator (latents, or a number of clips + a seed -> waveforms).
 
 >>> from ganpipe.synthesis import load_vocoder
 >>> voc = load_vocoder("models:/ganpipe-demo-hifigan_v3@champion")   # tracking store: see below
@@ -12,6 +13,15 @@ computed its mels with other parameters (hop, fmax, log base, ...) must say so w
 (a :class:`~ganpipe.mel.MelConfig`, a dict or a JSON file such as data/features/mel_config.json):
 any difference from the model's configuration raises :class:`MelConfigMismatch` naming each
 differing parameter, instead of producing wrong audio.
+
+>>> from ganpipe.synthesis import load_unconditional
+>>> gen = load_unconditional("models:/ganpipe-sc09-wavegan@champion")
+>>> clips = gen.generate(n=4, seed=0)                 # (4, samples) at gen.sample_rate; same seed, same clips
+>>> clips = gen.generate(latents=z)                   # z: (batch, gen.latent_dim)
+>>> clips = gen.generate(n=4, seed=1, label="seven")  # class-conditioned models: a label name or index
+
+:func:`load_model` gives either kind (from the model's metadata); :func:`load_vocoder` and
+:func:`load_unconditional` refuse the other kind with a :class:`SynthesisError` that says so.
 
 Tracking store of ``models:/`` URIs: ``tracking_uri`` if given, else ``$MLFLOW_TRACKING_URI``, else
 the ``tracking.tracking_uri`` of ``./params.yaml`` (the project's sqlite database).
@@ -150,9 +160,57 @@ class Vocoder:
             return MelSpectrogram(cfg)(torch.from_numpy(np.asarray(wav, dtype=np.float32))).numpy()
 
 
-def load_vocoder(model_uri: str, tracking_uri: str | None = None) -> Vocoder:
-    """Load a registered ganpipe vocoder (``models:/NAME@alias``, ``models:/NAME/3``, ``runs:/...``
-    or a local model folder)."""
+@dataclass
+class UnconditionalGenerator:
+    """A loaded registered unconditional generator (WaveGAN, SpecGAN; ganpipe.serving)."""
+
+    model: Any
+    uri: str
+    metadata: dict[str, Any]
+
+    @property
+    def variant(self) -> str:
+        return str(self.metadata["variant"])
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.metadata["sample_rate"])
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.metadata["latent_dim"])
+
+    @property
+    def samples(self) -> int:
+        return int(self.metadata["samples"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata.get("labels") or [])
+
+    @property
+    def max_clips(self) -> int:
+        return int(self.metadata.get("max_clips", 256))
+
+    def generate(self, n: int | None = None, seed: int = 0, latents: np.ndarray | None = None,
+                 label: str | int | None = None, backend: str = "torch") -> np.ndarray:
+        """``n`` clips drawn reproducibly from ``seed``, or one clip per row of ``latents``
+        ``(batch, latent_dim)``: ``(batch, samples)`` float32 at :attr:`sample_rate`."""
+        from mlflow.exceptions import MlflowException
+
+        if (n is None) == (latents is None):
+            raise SynthesisError("give exactly one of n= (number of clips, with seed=) or latents=")
+        x = None if latents is None else np.ascontiguousarray(latents, dtype=np.float32)
+        params = {"n": 0 if n is None else int(n), "seed": int(seed), "label": "" if label is None else str(label),
+                  "backend": backend}
+        try:
+            out = np.asarray(self.model.predict(x, params=params))
+        except MlflowException as exc:
+            raise SynthesisError(exc.message) from None
+        return out[:, 0]
+
+
+def _load_pyfunc(model_uri: str, tracking_uri: str | None) -> tuple[Any, dict[str, Any]]:
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -168,9 +226,43 @@ def load_vocoder(model_uri: str, tracking_uri: str | None = None) -> Vocoder:
     except MlflowException as exc:
         raise SynthesisError(f"cannot load {model_uri}: {exc.message}") from None
     meta = dict(model.metadata.metadata or {})
-    if not str(meta.get("format", "")).startswith("ganpipe-vocoder/"):
-        raise SynthesisError(f"{model_uri} is not a ganpipe vocoder (no ganpipe metadata)")
+    if not str(meta.get("format", "")).startswith(("ganpipe-vocoder/", "ganpipe-unconditional/")):
+        raise SynthesisError(f"{model_uri} is not a ganpipe model (no ganpipe metadata)")
+    return model, meta
+
+
+def load_model(model_uri: str, tracking_uri: str | None = None) -> Vocoder | UnconditionalGenerator:
+    """Load a registered ganpipe model of either kind (``models:/NAME@alias``, ``models:/NAME/3``,
+    ``runs:/...`` or a local model folder)."""
+    model, meta = _load_pyfunc(model_uri, tracking_uri)
+    if str(meta["format"]).startswith("ganpipe-unconditional/"):
+        return UnconditionalGenerator(model, model_uri, meta)
     return Vocoder(model, model_uri, meta)
+
+
+def describe(model: Vocoder | UnconditionalGenerator) -> str:
+    """``'<uri> is a vocoder (hifigan_v3: mel -> waveform)'`` and the like, for error messages."""
+    if isinstance(model, UnconditionalGenerator):
+        return f"{model.uri} is an unconditional generator ({model.variant}: latents -> waveform)"
+    return f"{model.uri} is a vocoder ({model.metadata.get('variant')}: mel -> waveform)"
+
+
+def load_vocoder(model_uri: str, tracking_uri: str | None = None) -> Vocoder:
+    """Load a registered ganpipe vocoder; an unconditional model raises :class:`SynthesisError`."""
+    model = load_model(model_uri, tracking_uri)
+    if not isinstance(model, Vocoder):
+        raise SynthesisError(f"{describe(model)}, not a vocoder: generate with load_unconditional(...).generate(n=, "
+                             "seed=) (ganpipe synthesize --n N --seed S)")
+    return model
+
+
+def load_unconditional(model_uri: str, tracking_uri: str | None = None) -> UnconditionalGenerator:
+    """Load a registered unconditional generator; a vocoder raises :class:`SynthesisError`."""
+    model = load_model(model_uri, tracking_uri)
+    if not isinstance(model, UnconditionalGenerator):
+        raise SynthesisError(f"{describe(model)}, not an unconditional generator: give it mels "
+                             "(load_vocoder(...).mel_to_audio; ganpipe synthesize --mel/--wav)")
+    return model
 
 
 def synthesize(model_uri: str, *, mel: np.ndarray | None = None, wav: np.ndarray | None = None,
@@ -189,3 +281,12 @@ def synthesize(model_uri: str, *, mel: np.ndarray | None = None, wav: np.ndarray
     if mel_config is not None:
         raise SynthesisError("mel_config= describes given mels; with wav= the model computes its own mel")
     return voc.copy_synthesis(wav, sample_rate, speaker=speaker, backend=backend), voc.sample_rate
+
+
+def generate(model_uri: str, *, n: int | None = None, seed: int = 0, latents: np.ndarray | None = None,
+             label: str | int | None = None, backend: str = "torch",
+             tracking_uri: str | None = None) -> tuple[np.ndarray, int]:
+    """One call: ``(clips (batch, samples), sample_rate)`` from the registered unconditional model
+    ``model_uri``: ``n`` clips from ``seed``, or one per row of ``latents``."""
+    gen = load_unconditional(model_uri, tracking_uri)
+    return gen.generate(n=n, seed=seed, latents=latents, label=label, backend=backend), gen.sample_rate

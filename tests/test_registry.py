@@ -72,9 +72,10 @@ def make_generator(path: Path, seed: int, step: int = 7, mel: MelConfig | None =
     return path
 
 
-def eval_json(path: Path, step: int = 7, variant: str = "hifigan_v3", **metrics: float) -> Path:
+def eval_json(path: Path, step: int = 7, variant: str = "hifigan_v3", kind: str = "vocoder",
+              **metrics: float | None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"kind": "vocoder", "variant": variant, "step": step, "split": "test", **metrics}))
+    path.write_text(json.dumps({"kind": kind, "variant": variant, "step": step, "split": "test", **metrics}))
     return path
 
 
@@ -102,18 +103,24 @@ def version_ids(root: Path, name: str = MODEL) -> list[str]:
 # params
 def test_registry_params_validate_and_name_the_model():
     from ganpipe.metrics import METRIC_KEYS
-    from ganpipe.registry import higher_is_better
+    from ganpipe.registry import higher_is_better, primary_metric_for
 
     p = parse_params({})
-    assert p.registry.primary_metric == "mcd" and p.registry.champion_alias == "champion"
+    assert p.registry.primary_metric == "auto" and p.registry.champion_alias == "champion"
+    assert primary_metric_for("auto", "vocoder") == "mcd"
+    assert primary_metric_for("auto", "unconditional") == "frechet_mel"
+    assert primary_metric_for("pesq", "vocoder") == "pesq"
+    assert primary_metric_for("ndb_fraction", "unconditional") == "ndb_fraction"
+    assert parse_params({"registry": {"primary_metric": "frechet_mel"}}).registry.primary_metric == "frechet_mel"
     assert p.registry.registered_name("demo", "hifigan_v3") == MODEL
     assert parse_params({"registry": {"model_name": "my-voc"}}).registry.registered_name("demo", "x") == "my-voc"
     allowed = set(typing.get_args(PrimaryMetric))
     assert set(METRIC_KEYS) <= allowed  # every metric of metrics/eval.json can be the primary one
     assert higher_is_better("pesq") and not higher_is_better("mcd")
-    for metric in allowed:
+    for metric in allowed - {"auto"}:
         higher_is_better(metric)  # a direction is known for each
-    with pytest.raises(ConfigError, match=r"registry\.primary_metric"):
+    assert not higher_is_better("frechet_mel") and not higher_is_better("ndb_fraction")
+    with pytest.raises(ConfigError, match=r"registry\.primary_metric.*'auto', 'mcd'.*'frechet_mel'.*accuracy"):
         parse_params({"registry": {"primary_metric": "accuracy"}})
     with pytest.raises(ConfigError, match="must differ"):
         parse_params({"registry": {"champion_alias": "candidate"}})
@@ -147,7 +154,7 @@ def test_metrics_must_describe_the_generator(tmp_path):
 def test_promotion_rules_idempotence_and_metadata(tmp_path, tmp_path_factory):
     import mlflow
 
-    from ganpipe.registry import file_sha256, register_generator
+    from ganpipe.registry import RegistryError, file_sha256, register_generator
 
     root = tmp_path / "proj"
     params = make_project(root, mlflow_template(tmp_path_factory))
@@ -208,10 +215,15 @@ def test_promotion_rules_idempotence_and_metadata(tmp_path, tmp_path_factory):
     assert (d.version, d.decision, d.champion_before_version) == ("4", "champion", "1")
     assert aliases(root) == {"candidate": "4", "champion": "4"}
 
-    # 6. a version without the primary metric never displaces the champion
-    e = register_generator(make_generator(root / "e.pt", seed=9), eval_json(root / "e.json", pesq=4.0), strict, root)
+    # 6. a version whose primary metric is null (not computed) never displaces the champion
+    e = register_generator(make_generator(root / "e.pt", seed=9), eval_json(root / "e.json", mcd=None, pesq=4.0),
+                           strict, root)
     assert e.decision == "candidate" and "missing" in e.decision_reason
     assert aliases(root)["champion"] == "4"
+    # ... and metrics without the primary metric at all are refused, naming it and what there is
+    with pytest.raises(RegistryError, match=r"'mcd' is not in .*f\.json; its metrics are \['pesq'\]"):
+        register_generator(make_generator(root / "f.pt", seed=10), eval_json(root / "f.json", pesq=4.0), strict, root)
+    assert len(versions(root)) == 5
 
     # metadata and tags of a version: mel config, sample rate, variant, data version, metrics
     mv = client_for(root).get_model_version(MODEL, "1")
@@ -224,6 +236,8 @@ def test_promotion_rules_idempotence_and_metadata(tmp_path, tmp_path_factory):
     assert meta["variant"] == "hifigan_v3" and meta["sample_rate"] == 22050 and meta["n_mels"] == 80
     assert meta["mel_config"] == MelConfig().to_dict() and meta["eval_metrics"] == {"mcd": 7.5}
     assert meta["data_version"]["git_commit"] == commit and meta["generator_sha256"] == file_sha256(gens["d"])
+    assert meta["kind"] == "vocoder" and meta["format"] == "ganpipe-vocoder/1" and meta["primary_metric"] == "mcd"
+    assert mv.tags["kind"] == "vocoder" and a.kind == "vocoder" and a.primary_metric == "mcd"
     assert tuple(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, -1, -1)
     assert {p.name for p in info.signature.params.params} == {"input_type", "lengths", "speaker", "backend"}
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}/1", dst_path=str(tmp_path / "dl")))
@@ -301,12 +315,16 @@ def test_register_flow_writes_metrics_and_artifact(tmp_path, tmp_path_factory, p
     assert json.loads((root / "metrics" / "register.json").read_text())["registered"] is False
     make_project(root, None)
 
-    # unconditional variants are not vocoders: recorded, not registered, the stage does not fail
+    # unconditional variants are registered too (their own model), promoted on frechet_mel
     make_generator(root / "models" / "generator.pt", seed=1, variant="wavegan")
-    eval_json(root / "metrics" / "eval.json", variant="wavegan", frechet_mel=1.0)
-    skipped = register_flow(project_dir=str(root))
-    assert skipped["registered"] is False and "not a vocoder" in skipped["reason"]
-    assert json.loads((root / "metrics" / "register.json").read_text())["registered"] is False
+    eval_json(root / "metrics" / "eval.json", variant="wavegan", kind="unconditional", frechet_mel=1.0,
+              ndb=2, ndb_fraction=0.2)
+    wave = register_flow(project_dir=str(root))
+    assert (wave["model_name"], wave["version"], wave["kind"]) == ("ganpipe-demo-wavegan", "1", "unconditional")
+    assert wave["decision"] == "champion" and wave["primary_metric"] == "frechet_mel" and wave["new_value"] == 1.0
+    written = json.loads((root / "metrics" / "register.json").read_text())
+    assert written["variant"] == "wavegan" and written["eval_metrics"] == {"frechet_mel": 1.0, "ndb": 2.0,
+                                                                          "ndb_fraction": 0.2}
 
 
 def test_dvc_yaml_has_the_register_stage():
