@@ -223,8 +223,8 @@ class TrainParams(_Strict):
     discriminator_start_step: int | Auto = "auto"  # two-stage training: G alone before this step
     grad_clip: float = Field(0.0, ge=0.0)  # 0 = off
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = off; else EMA of generator weights
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on CUDA only
-    compile: bool = False
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast (CUDA or CPU); fp16 adds a GradScaler
+    compile: bool = False  # torch.compile of the generator/discriminator forwards
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = Field(2, ge=0)
     checkpoint_every: int = Field(100, ge=1)

@@ -176,3 +176,78 @@ def test_nonfinite_discriminator_updates_are_skipped_and_counted(demo_corpus, tm
     assert metrics["steps"] == 4 and metrics["skipped_d_updates"] == 2 and metrics["skipped_steps"] == 0
     assert trainer.opt_d.state_dict()["state"][0]["step"].item() == 2  # the NaN updates never applied
     assert all(torch.isfinite(p).all() for p in trainer.D.parameters())
+
+
+def _reference_segment(ds, i: int) -> dict[str, torch.Tensor]:
+    """VocoderSegments.__getitem__ as it was: np.load(mmap) + sf.info + sf.read per item."""
+    import numpy as np
+    import soundfile as sf
+
+    c = ds.corpus
+    mel = np.load(c.mels[i], mmap_mode="r")
+    start = int(torch.randint(0, max(mel.shape[1] - ds.frames, 0) + 1, ()).item())
+    m = np.array(mel[:, start:start + ds.frames], dtype=np.float32)
+    info = sf.info(c.wavs[i])
+    a0 = start * ds.hop
+    wav, _ = sf.read(c.wavs[i], start=a0, stop=min(a0 + ds.segment, info.frames), dtype="float32")
+    if m.shape[1] < ds.frames:
+        m = np.pad(m, ((0, 0), (0, ds.frames - m.shape[1])), mode="edge")
+    if len(wav) < ds.segment:
+        wav = np.pad(wav, (0, ds.segment - len(wav)))
+    return {"mel": torch.from_numpy(ds.normalise(m)), "wav": torch.from_numpy(wav).unsqueeze(0),
+            "label": torch.tensor(c.labels[i])}
+
+
+def test_vocoder_segments_direct_reads_match_numpy_and_soundfile(tmp_path):
+    """The direct-read fast path (mel .npy and WAV byte offsets parsed once) returns exactly what
+    np.load + soundfile return, for PCM-16 and float WAVs, short utterances and segment ends; other
+    files (float64 / Fortran-order mels, FLAC) take the general path."""
+    import numpy as np
+    import soundfile as sf
+
+    from ganpipe.training.data import Corpus, VocoderSegments, npy_layout, wav_layout
+
+    rng = np.random.default_rng(0)
+    hop, n_mels = 256, 8
+    cases = [  # (samples, wav format/subtype, mel dtype, mel order)
+        (9000, ("WAV", "PCM_16"), np.float32, "C"), (3000, ("WAV", "PCM_16"), np.float32, "C"),
+        (7777, ("WAV", "FLOAT"), np.float32, "C"), (1000, ("WAV", "FLOAT"), np.float32, "C"),
+        (6000, ("WAV", "PCM_24"), np.float64, "C"), (5000, ("FLAC", "PCM_16"), np.float32, "F"),
+    ]
+    wavs, mels = [], []
+    for k, (n, (fmt, subtype), dtype, order) in enumerate(cases):
+        wav_path = tmp_path / f"u{k}.{'flac' if fmt == 'FLAC' else 'wav'}"
+        sf.write(wav_path, (0.5 * rng.standard_normal(n)).clip(-1, 1), 22050, format=fmt, subtype=subtype)
+        mel = np.asarray(rng.standard_normal((n_mels, n // hop)), dtype=dtype, order=order)
+        np.save(tmp_path / f"u{k}.npy", mel)
+        wavs.append(str(wav_path))
+        mels.append(str(tmp_path / f"u{k}.npy"))
+    corpus = Corpus([f"u{k}" for k in range(len(cases))], wavs, mels, [0] * len(cases), list(range(len(cases))), ["a"])
+    assert [npy_layout(m) is not None for m in mels] == [True, True, True, True, False, False]
+    assert [wav_layout(w) is not None for w in wavs] == [True, True, True, True, False, False]
+
+    mean, std = rng.standard_normal(n_mels).astype(np.float32), rng.random(n_mels).astype(np.float32) + 0.5
+    for normalise in (False, True):
+        ds = VocoderSegments(corpus, 2048, hop, mean if normalise else None, std if normalise else None)
+        for i in range(len(cases)):
+            for seed in range(12):  # random starts, the last segment of the file included
+                torch.manual_seed(seed)
+                got = ds[i]
+                torch.manual_seed(seed)
+                want = _reference_segment(ds, i)
+                for key in ("mel", "wav", "label"):
+                    assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), (i, seed, key)
+                assert got["mel"].shape == (n_mels, 8) and got["wav"].shape == (1, 2048)
+    assert list(ds._mel_at > 0) == [True, True, True, True, False, False]  # layouts parsed once, kept
+    assert list(ds._wav_at > 0) == [True, True, True, True, False, False]
+
+    # a corpus listing files twice parses each file once (one slot per distinct file pair)
+    twice = Corpus(*(getattr(corpus, f) * 2 for f in ("utt_ids", "wavs", "mels", "frames", "labels")), ["a"])
+    ds = VocoderSegments(twice, 2048, hop)
+    assert list(ds._slot) == list(range(6)) * 2
+    for i in range(12):
+        torch.manual_seed(i)
+        got = ds[i]
+        torch.manual_seed(i)
+        assert torch.equal(got["wav"], _reference_segment(ds, i)["wav"])
+    assert list(ds._mel_at[6:]) == [-1] * 6 and list(ds._wav_at[6:]) == [-1] * 6

@@ -4,9 +4,11 @@ One call of :func:`train` trains ``model.variant`` on the prepared corpus and it
 
 * resumes from the newest valid checkpoint in ``ckpt_dir`` (optimisers, schedulers, scaler, EMA,
   RNG and step restored), so a killed job loses at most ``train.checkpoint_every`` steps;
-* runs on CUDA when available (autocast bf16/fp16 if configured, optional ``torch.compile``), else
-  on the CPU; under ``torchrun`` each process trains on its share of every batch (DDP for the
-  generator, one flattened all-reduce of the discriminator gradients) and only rank 0 writes;
+* runs on CUDA when available, else on the CPU; on either, ``train.precision`` bf16/fp16 autocasts
+  the generator and discriminator forwards (fp16 with a GradScaler, whose state is checkpointed)
+  and ``train.compile`` compiles them (checkpoints keep the plain modules' parameter names);
+* under ``torchrun`` each process trains on its share of every batch (DDP for the generator, one
+  flattened all-reduce of the discriminator gradients) and only rank 0 writes;
 * skips and counts steps with non-finite losses and stops with a clear error if they persist;
 * logs losses, validation mel L1, audio samples and mel plots to MLflow (rank 0), and writes the
   final generator (:mod:`ganpipe.generator_io`), ``metrics/train.json`` and a loss curve CSV.
@@ -213,6 +215,45 @@ def _optimizer(kind: str, params: Any, lr: float, recipe: Recipe) -> torch.optim
     return torch.optim.Adam(params, lr=lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
 
 
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.precision`` on ``device`` (``None`` for fp32).
+
+    Fails at start-up, naming ``train.precision``, when this torch/device cannot autocast to it
+    (instead of a crash, or a silent fallback to fp32, deep inside training): the probe runs a
+    linear layer and a 1-D convolution under autocast and checks the dtype they produce."""
+    import warnings
+
+    dtype = _AMP_DTYPES.get(precision)
+    if dtype is None:
+        return None
+    kind = device.type
+    problem = None
+    if not torch.amp.is_autocast_available(kind):
+        problem = f"torch {torch.__version__} has no autocast for device type {kind!r}"
+    elif kind == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        problem = f"the GPU {torch.cuda.get_device_name(device)!r} has no bf16 support"
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an unsupported dtype only warns and disables autocast
+                with torch.autocast(kind, dtype=dtype):
+                    x = torch.ones(1, 2, 4, device=device)
+                    outs = [torch.nn.functional.linear(x, torch.ones(3, 4, device=device)),
+                            torch.nn.functional.conv1d(x, torch.ones(3, 2, 3, device=device))]
+            got = {o.dtype for o in outs}
+            if got != {dtype}:
+                problem = f"autocast on {kind} produced {sorted(map(str, got))} instead of {dtype}"
+        except (RuntimeError, NotImplementedError) as exc:
+            problem = f"autocast to {dtype} on {kind} failed: {exc}"
+    if problem:
+        raise ValueError(f"train.precision: {precision} is not supported on this device ({problem}); "
+                         "use train.precision: fp32" + (" or bf16" if precision == "fp16" else ""))
+    return dtype
+
+
 def _device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
@@ -233,6 +274,7 @@ class Trainer:
         self.device = torch.device(f"cuda:{self.dist.local_rank}") if kind == "cuda" else torch.device("cpu")
         if kind == "cuda":
             torch.cuda.set_device(self.device)
+        self.amp_dtype = autocast_dtype(t.precision, self.device)  # before any work: fails naming the key
         torch.manual_seed(t.seed + self.dist.rank)
         self.mel_config = MelConfig.from_dict(json.loads((paths.features / "mel_config.json").read_text()))
         self.stats = load_stats(paths.features)
@@ -250,8 +292,12 @@ class Trainer:
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=gamma)
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=gamma)
         cuda = self.device.type == "cuda"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.precision) if cuda else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and t.precision == "fp16")
+        # fp16 only (bf16 has fp32's range): the loss is scaled, steps with inf/NaN gradients are
+        # skipped by the scaler and the scale backs off; clipping unscales first (see _update)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        if t.precision == "fp16" and not self.scaler.is_enabled():
+            raise ValueError(f"train.precision: fp16 needs a GradScaler, which torch {torch.__version__} does "
+                             f"not provide on {self.device.type}; use train.precision: fp32 or bf16")
         self.ema = copy.deepcopy(self.G).eval() if t.ema_decay > 0 else None
         self.mel_fn = MelSpectrogram(self.mel_config).to(self.device)
         self.mrstft = MultiResolutionSTFT().to(self.device)
@@ -373,7 +419,10 @@ class Trainer:
             self.opt_d.load_state_dict(state["opt_d"])
             self.sched_g.load_state_dict(state["sched_g"])
             self.sched_d.load_state_dict(state["sched_d"])
-            self.scaler.load_state_dict(state["scaler"])
+            if self.scaler.is_enabled() and not state.get("scaler"):  # saved by an fp32/bf16 run
+                log.info("the checkpoint has no GradScaler state (it was not trained in fp16): initial scale")
+            else:  # (a no-op when the scaler is off)
+                self.scaler.load_state_dict(state["scaler"])
             if self.ema is not None and state.get("ema") is not None:
                 self.ema.load_state_dict(state["ema"])
             self.step, self.epoch = int(state["step"]), int(state["epoch"])
@@ -410,7 +459,7 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.amp_dtype)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, module: nn.Module, others: list[torch.Tensor],
                 sync_grads: bool) -> bool:
@@ -614,7 +663,6 @@ class Trainer:
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        t = self.params.train
         d = self.dist
         tracker = Tracker(self.params, enabled=d.main and self.params.tracking.enabled,
                           run_file=self.ckpt_dir / "mlflow_run.json")
@@ -666,6 +714,8 @@ class Trainer:
                     row = {k: float(np.mean(v)) for k, v in acc.items()}
                     acc.clear()
                     row["lr_g"] = self.opt_g.param_groups[0]["lr"]
+                    if self.scaler.is_enabled():  # fp16: a falling scale = steps the scaler skipped
+                        row["amp_scale"] = self.scaler.get_scale()
                     if d.main:
                         self.history.append({"step": self.step, **row})
                         tracker.metrics(row, self.step)
