@@ -242,9 +242,6 @@ def main() -> None:
     configs = (args.configs or ("fp32,bf16,compile" if cuda else "fp32")).split(",")
     if set(configs) - set(CONFIGS):
         raise SystemExit(f"unknown config(s) {sorted(set(configs) - set(CONFIGS))}; choose from {list(CONFIGS)}")
-    if not cuda and any(CONFIGS[c][0] != "fp32" for c in configs):
-        print("note: the Trainer autocasts on CUDA only; bf16/fp16 configs are dropped on the CPU")
-        configs = [c for c in configs if CONFIGS[c][0] == "fp32"] or ["fp32"]
     args.size = args.size or "full"
     args.batch = args.batch or (16 if cuda else 1)
     args.steps = args.steps or (10 if cuda else 1)

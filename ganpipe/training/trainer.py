@@ -501,9 +501,9 @@ class Trainer:
         with self._autocast():
             if real is not None and r.lambda_fm > 0:
                 lab2 = torch.cat([labels, labels]) if labels is not None else None
-                out_r, out_f = _split(self.D(torch.cat([real, fake]), lab2), real.shape[0])
+                out_r, out_f = _split(self.D_fwd(torch.cat([real, fake]), lab2), real.shape[0])
             else:
-                out_r, out_f = None, self.D(fake, labels)
+                out_r, out_f = None, self.D_fwd(fake, labels)
             adv = L.generator_loss(r.adversarial_loss, out_f.logits)
         loss = r.lambda_adv * adv
         parts = {"g_adv": adv.detach()}
