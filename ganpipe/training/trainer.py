@@ -308,6 +308,10 @@ class Trainer:
         self.first_val: float | None = None  # validation mel L1 before training (kept over resumes)
         self.last_val: float | None = None
         self.history: list[dict[str, float]] = []
+        # training wall time and steps of earlier runs of this checkpoint folder (a resumed run's
+        # metrics/train.json reports the throughput of all the training, not of its last piece)
+        self.earlier_seconds, self.earlier_steps = 0.0, 0
+        self._t0, self._steps0 = time.perf_counter(), 0
         self.ckpt_dir = paths.checkpoints / run_key(params, self.mel_config, paths.features)
         self._resume_or_finetune()
         if self.bundle.variant == "specgan" and not bool(self.G.spectrogram.fitted):
@@ -407,6 +411,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": ckpt.rng_state(), "rng_ranks": rng_ranks, "history": self.history,
+            "timed": {"seconds": self.earlier_seconds + time.perf_counter() - self._t0,
+                      "steps": self.earlier_steps + self.step - self._steps0},
             "mel_config": self.mel_config.to_dict(),
         }
 
@@ -431,6 +437,8 @@ class Trainer:
             self.skipped_d_updates = int(state.get("skipped_d_updates", 0))
             self.first_val, self.last_val = state.get("val_mel_l1_initial"), state.get("val_mel_l1")
             self.history = list(state.get("history", []))
+            timed = state.get("timed") or {}
+            self.earlier_seconds, self.earlier_steps = float(timed.get("seconds", 0.0)), int(timed.get("steps", 0))
             ranks = state.get("rng_ranks")
             if self.dist.world > 1 and ranks and len(ranks) == self.dist.world:
                 ckpt.restore_rng(ranks[self.dist.rank])
@@ -687,6 +695,7 @@ class Trainer:
         bar = tqdm(total=t.steps, initial=self.step, desc=f"train {self.bundle.variant}", unit="step",
                    disable=not (self.progress and d.main), dynamic_ncols=True)
         t0, steps0 = time.perf_counter(), self.step
+        self._t0, self._steps0 = t0, steps0
         seg = self.recipe.segment_samples
         acc: dict[str, list[float]] = {}
         try:
@@ -754,6 +763,7 @@ class Trainer:
         G = self.ema if self.ema is not None else self.G
         generator_io.save_generator(self.paths.generator, self.bundle, G, self.mel_config, self.stats,
                                     self.label_names, step=self.step, run_id=tracker.run_id)
+        steps_done, elapsed = steps_done + self.earlier_steps, elapsed + self.earlier_seconds
         sps = steps_done / elapsed if elapsed > 0 and steps_done else 0.0
         last = self.history[-1] if self.history else {}
         metrics = {
