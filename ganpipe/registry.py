@@ -317,64 +317,43 @@ def _pip_requirements(with_onnx: bool) -> list[str]:
 
 
 def _export_onnx(loaded: Any, path: Path) -> str | None:
-    """Write the ONNX export; returns None on success, else why it was skipped."""
-    if loaded.bundle.kind != "vocoder":
-        return _export_latent_onnx(loaded, path)
+    """Write the ONNX export and check it against torch on a fixed input; returns None on
+    success, else why it was skipped. Vocoders: ``mel`` [+ ``speaker``] -> ``wav``; WaveGAN (a
+    plain conv net): ``z`` [+ ``labels``] -> ``wav``. Not exported: vocoders that draw their own
+    noise (no deterministic output to compare) and SpecGAN, whose audio is Griffin-Lim of its
+    output, which the export would not contain."""
     import numpy as np
     import torch
 
     from ganpipe.inference import _draws_noise, export_onnx, reference_module
-
-    if _draws_noise(loaded.generator):
-        return f"{loaded.bundle.variant} draws its own noise: no deterministic export to compare"
-    try:
-        export_onnx(loaded.generator, path)
-        import onnxruntime as ort
-
-        reference = reference_module(loaded.generator, "cpu")
-        gen = torch.Generator().manual_seed(0)
-        mel = torch.randn(1, loaded.mel_config.n_mels, 24, generator=gen) - 4.0
-        feeds = {"mel": mel.numpy()}
-        kw = {}
-        if loaded.bundle.conditioning != "none":
-            feeds["speaker"] = np.zeros(1, dtype=np.int64)
-            kw["speaker"] = torch.zeros(1, dtype=torch.long)
-        with torch.inference_mode():
-            expected = reference(mel, **kw).numpy()
-        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["wav"], feeds)[0]
-        diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
-        if not diff <= 1e-3:
-            return f"ONNX output differs from torch by {diff:.3g}"
-    except Exception as exc:  # noqa: BLE001 - the export is optional; the reason is recorded
-        return f"ONNX export failed: {type(exc).__name__}: {exc}"
-    return None
-
-
-def _export_latent_onnx(loaded: Any, path: Path) -> str | None:
-    """WaveGAN (a plain conv net): latents ``z`` [+ ``labels``] -> ``wav``, checked against torch.
-    SpecGAN's audio is Griffin-Lim of its output, which the export would not contain: skipped."""
-    import numpy as np
-    import torch
-
-    from ganpipe.inference import reference_module
     from ganpipe.serving import export_latent_onnx
 
-    if loaded.bundle.variant != "wavegan":
-        return (f"{loaded.bundle.variant}: its audio is rendered by Griffin-Lim after the network, which an ONNX "
+    b = loaded.bundle
+    if b.kind == "vocoder" and _draws_noise(loaded.generator):
+        return f"{b.variant} draws its own noise: no deterministic export to compare"
+    if b.kind != "vocoder" and b.variant != "wavegan":
+        return (f"{b.variant}: its audio is rendered by Griffin-Lim after the network, which an ONNX "
                 "export would not contain; serve it with backend torch")
     try:
-        export_latent_onnx(loaded.generator, path)
-        import onnxruntime as ort
-
         reference = reference_module(loaded.generator, "cpu")
         gen = torch.Generator().manual_seed(0)
-        z = torch.rand(3, reference.latent_dim, generator=gen) * 2 - 1
-        feeds, kw = {"z": z.numpy()}, {}
-        if loaded.bundle.conditioning != "none":
-            labels = torch.arange(3) % max(1, loaded.bundle.n_classes)
-            feeds["labels"], kw["labels"] = labels.numpy(), labels
+        if b.kind == "vocoder":
+            export = export_onnx
+            inputs = {"mel": torch.randn(1, loaded.mel_config.n_mels, 24, generator=gen) - 4.0}
+            if b.conditioning != "none":
+                inputs["speaker"] = torch.zeros(1, dtype=torch.long)
+        else:
+            export = export_latent_onnx
+            inputs = {"z": torch.rand(3, reference.latent_dim, generator=gen) * 2 - 1}
+            if b.conditioning != "none":
+                inputs["labels"] = torch.arange(3) % max(1, b.n_classes)
+        export(loaded.generator, path)
+        import onnxruntime as ort
+
         with torch.inference_mode():
-            expected = reference(z, **kw).numpy()
+            first, *cond = inputs  # the network input, then the conditioning by its keyword
+            expected = reference(inputs[first], **{k: inputs[k] for k in cond}).numpy()
+        feeds = {k: v.numpy() for k, v in inputs.items()}
         got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["wav"], feeds)[0]
         diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
         if not diff <= 1e-3:

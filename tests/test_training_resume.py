@@ -121,10 +121,12 @@ def test_corrupt_newest_checkpoint_falls_back_and_keep_last_is_honoured(demo_cor
     again = train(params, paths, progress=False)
     assert again["steps"] == 4 and again["val_mel_l1_initial"] == first["val_mel_l1_initial"]
     assert again["val_mel_l1"] == first["val_mel_l1"]
-    # ... and the throughput of the training that made the model (kept in the checkpoint), not 0
-    assert first["steps_per_second"] > 0 and first["audio_seconds_per_second"] > 0
-    assert 0.5 < again["steps_per_second"] / first["steps_per_second"] < 2.0, (first, again)
-    assert ckpt.load_latest(ck_dir)["timed"]["steps"] == 4
+    # ... and the throughput of the training that made the model (steps and wall time kept in the
+    # checkpoint), not the 0 steps/s of the re-run itself
+    timed = ckpt.load_latest(ck_dir)["timed"]
+    spent = timed["seconds"]
+    assert timed["steps"] == 4 and spent > 0
+    assert again["steps_per_second"] == round(4 / spent, 4) and first["steps_per_second"] > 0
 
     # truncate the newest file: the previous one is used
     data = found[-1][1].read_bytes()
