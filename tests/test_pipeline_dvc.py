@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from tests._fresh_clone import edit_params, fresh_clone, run
 
 pytestmark = pytest.mark.slow
@@ -39,6 +40,15 @@ def test_dvc_repro_end_to_end(fresh_repo: Path):
     assert "metrics/eval.json" in run(["dvc", "metrics", "show"], repo)
     reg = json.loads((repo / "metrics/register.json").read_text())
     assert reg["decision"] == "champion" and reg["model_name"] == "ganpipe-demo-hifigan_v3"  # first version
+
+    # a consumer loads the champion from the registry and synthesises audio (copy-synthesis of a clip)
+    clip = sorted((repo / "data/prepared/wavs").rglob("*.wav"))[0]
+    run(["ganpipe", "synthesize", "--model", "models:/ganpipe-demo-hifigan_v3@champion", "--wav", str(clip),
+         "-o", str(repo / "out.wav")], repo)
+    ref, ref_rate = sf.read(clip)
+    audio, rate = sf.read(repo / "out.wav")
+    assert rate == ref_rate == 22050 and len(ref) - 256 < len(audio) <= len(ref)  # whole frames of hop 256
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 1e-3
 
     again = run(["dvc", "repro"], repo)
     assert "Running stage" not in again and "up to date" in again
