@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from tests._fresh_clone import edit_params, fresh_clone, run
+from tests._fresh_clone import clean_env, edit_params, fresh_clone, run
+from tests._prefect_server import start_server, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -20,9 +21,22 @@ def fresh_repo(tmp_path: Path) -> Path:
     return fresh_clone(tmp_path / "repo")
 
 
-def test_dvc_repro_end_to_end(fresh_repo: Path):
-    repo = fresh_repo
-    out = run(["dvc", "repro"], repo)
+@pytest.fixture()
+def prefect_env(tmp_path: Path):
+    """One Prefect server for all the flow runs of the test, as ./scripts/repro.sh does (a
+    temporary server per stage would cost ~13 s each, 10 stage runs here)."""
+    env = clean_env()
+    server, api, log = start_server(tmp_path, env)  # sets PREFECT_API_URL etc. in env
+    try:
+        wait_healthy(server, api, log)
+        yield env
+    finally:
+        stop(server)
+
+
+def test_dvc_repro_end_to_end(fresh_repo: Path, prefect_env: dict[str, str]):
+    repo, env = fresh_repo, prefect_env
+    out = run(["dvc", "repro"], repo, env)
     for stage in ("download", "prepare", "features", "train", "evaluate", "register"):
         assert f"Running stage '{stage}'" in out
     manifest = (repo / "data/prepared/manifest.csv").read_text().splitlines()
@@ -37,24 +51,24 @@ def test_dvc_repro_end_to_end(fresh_repo: Path):
     ev = json.loads((repo / "metrics/eval.json").read_text())
     assert ev["utterances"] == 1 and ev["mcd"] > 0 and ev["variant"] == "hifigan_v3"
     assert list((repo / "checkpoints").glob("hifigan_v3-*/step_*.pt"))
-    assert "metrics/eval.json" in run(["dvc", "metrics", "show"], repo)
+    assert "metrics/eval.json" in run(["dvc", "metrics", "show"], repo, env)
     reg = json.loads((repo / "metrics/register.json").read_text())
     assert reg["decision"] == "champion" and reg["model_name"] == "ganpipe-demo-hifigan_v3"  # first version
 
     # a consumer loads the champion from the registry and synthesises audio (copy-synthesis of a clip)
     clip = sorted((repo / "data/prepared/wavs").rglob("*.wav"))[0]
     run(["ganpipe", "synthesize", "--model", "models:/ganpipe-demo-hifigan_v3@champion", "--wav", str(clip),
-         "-o", str(repo / "out.wav")], repo)
+         "-o", str(repo / "out.wav")], repo, env)
     ref, ref_rate = sf.read(clip)
     audio, rate = sf.read(repo / "out.wav")
     assert rate == ref_rate == 22050 and len(ref) - 256 < len(audio) <= len(ref)  # whole frames of hop 256
     assert np.isfinite(audio).all() and np.abs(audio).max() > 1e-3
 
-    again = run(["dvc", "repro"], repo)
+    again = run(["dvc", "repro"], repo, env)
     assert "Running stage" not in again and "up to date" in again
 
     edit_params(repo, {"mel": {"n_mels": 64}})
-    changed = run(["dvc", "repro"], repo)
+    changed = run(["dvc", "repro"], repo, env)
     assert "Running stage 'features'" in changed and "Running stage 'train'" in changed
     assert "Running stage 'download'" not in changed and "Running stage 'prepare'" not in changed
     mel = np.load(repo / "data/features/mels" / (index[1].split(",")[0] + ".npy"))
