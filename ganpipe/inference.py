@@ -118,15 +118,35 @@ def _speaker_conditioned(generator: nn.Module) -> bool:
     return getattr(generator, "speaker_conditioning", None) is not None
 
 
-class _SpeakerForward(nn.Module):
-    """Positional ``(mel, speaker)`` forward for the ONNX exporter."""
+class _PositionalConditioning(nn.Module):
+    """Positional ``(x, condition)`` forward for the ONNX exporter: calls ``module(x, **{keyword:
+    condition})`` (``speaker`` for vocoders, ``labels`` for class-conditioned WaveGAN)."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, keyword: str):
         super().__init__()
         self.module = module
+        self.keyword = keyword
 
-    def forward(self, mel: Tensor, speaker: Tensor) -> Tensor:
-        return self.module(mel, speaker=speaker)
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        return self.module(x, **{self.keyword: condition})
+
+
+def _write_onnx(module: nn.Module, args: tuple[Tensor, ...], names: list[str], axes: dict[str, dict[int, str]],
+                opset: int, path: str | Path | io.BytesIO | None) -> bytes:
+    """``torch.onnx.export`` of ``module`` (output ``wav``); returns the bytes, also written to ``path``."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # the TorchScript-based exporter is deprecated in favour of dynamo=True, which needs the
+        # onnxscript package; the trace also warns about shape checks baked in as constants.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, buffer, input_names=names, output_names=["wav"],
+                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+    data = buffer.getvalue()
+    if isinstance(path, io.BytesIO):
+        path.write(data)
+    elif path is not None:
+        Path(path).write_bytes(data)
+    return data
 
 
 def export_onnx(generator: nn.Module, path: str | Path | io.BytesIO | None = None, *,
@@ -142,23 +162,27 @@ def export_onnx(generator: nn.Module, path: str | Path | io.BytesIO | None = Non
     names, axes = ["mel"], {"mel": {0: "batch", 2: "frames"}, "wav": {0: "batch", 2: "samples"}}
     args: tuple[Tensor, ...] = (mel,)
     if _speaker_conditioned(module):
-        module = _SpeakerForward(module).eval()
+        module = _PositionalConditioning(module, "speaker")
         args = (mel, torch.zeros(1, dtype=torch.long))
         names.append("speaker")
         axes["speaker"] = {0: "batch"}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        # the TorchScript-based exporter is deprecated in favour of dynamo=True, which needs the
-        # onnxscript package; the trace also warns about shape checks baked in as constants.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, buffer, input_names=names, output_names=["wav"],
-                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
-    data = buffer.getvalue()
-    if isinstance(path, io.BytesIO):
-        path.write(data)
-    elif path is not None:
-        Path(path).write_bytes(data)
-    return data
+    return _write_onnx(module, args, names, axes, opset, path)
+
+
+def export_latent_onnx(generator: nn.Module, path: str | Path | io.BytesIO | None = None, *,
+                       opset: int = 17) -> bytes:
+    """ONNX export of a latent -> waveform generator (WaveGAN; weight norm removed on a copy):
+    inputs ``z`` float32 ``(B, latent_dim)`` [and ``labels`` int64 ``(B,)`` when class-conditioned],
+    output ``wav`` ``(B, 1, samples)``; B dynamic. Returns the bytes, also written to ``path``."""
+    module = reference_module(generator, "cpu")
+    args: tuple[Tensor, ...] = (torch.zeros(2, int(module.latent_dim)),)
+    names, axes = ["z"], {"z": {0: "batch"}, "wav": {0: "batch"}}
+    if getattr(module, "class_conditioning", None) is not None:
+        module = _PositionalConditioning(module, "labels")
+        args = (*args, torch.zeros(2, dtype=torch.long))
+        names.append("labels")
+        axes["labels"] = {0: "batch"}
+    return _write_onnx(module, args, names, axes, opset, path)
 
 
 def _is_reference(module: nn.Module) -> bool:

@@ -325,8 +325,7 @@ def _export_onnx(loaded: Any, path: Path) -> str | None:
     import numpy as np
     import torch
 
-    from ganpipe.inference import _draws_noise, export_onnx, reference_module
-    from ganpipe.serving import export_latent_onnx
+    from ganpipe.inference import _draws_noise, export_latent_onnx, export_onnx, reference_module
 
     b = loaded.bundle
     if b.kind == "vocoder" and _draws_noise(loaded.generator):

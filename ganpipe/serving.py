@@ -316,8 +316,6 @@ class UnconditionalCore:
             seed = int(seed or 0)
         except (TypeError, ValueError):
             raise InputError(f"params 'n' and 'seed' must be integers, got n={n!r}, seed={seed!r}") from None
-        if x is not None and hasattr(x, "to_numpy"):  # a DataFrame from a client that ignored the doc
-            x = x.to_numpy()
         if x is not None:
             try:
                 x = np.asarray(x, dtype=np.float32)
@@ -388,37 +386,6 @@ class UnconditionalCore:
         outs = [self._generate(z[i:i + _CHUNK], None if labels is None else labels[i:i + _CHUNK], backend)
                 for i in range(0, batch, _CHUNK)]
         return np.ascontiguousarray(np.concatenate(outs), dtype=np.float32)
-
-
-def export_latent_onnx(generator: torch.nn.Module, path: str | Path) -> None:
-    """ONNX export of a latent -> waveform generator (WaveGAN): inputs ``z`` float32
-    ``(B, latent_dim)`` [and ``labels`` int64 ``(B,)`` when class-conditioned], output ``wav``
-    ``(B, 1, samples)``; B dynamic."""
-    import warnings
-
-    from ganpipe.inference import reference_module
-
-    module = reference_module(generator, "cpu")
-    conditional = getattr(module, "class_conditioning", None) is not None
-
-    class _Forward(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-            return self.inner(z, labels=labels) if labels is not None else self.inner(z)
-
-    args: tuple[torch.Tensor, ...] = (torch.zeros(2, int(module.latent_dim)),)
-    names, axes = ["z"], {"z": {0: "batch"}, "wav": {0: "batch"}}
-    if conditional:
-        args = (*args, torch.zeros(2, dtype=torch.long))
-        names.append("labels")
-        axes["labels"] = {0: "batch"}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # deprecation of the TorchScript exporter; traced shape checks
-        torch.onnx.export(_Forward(module).eval(), args, str(path), input_names=names, output_names=["wav"],
-                          dynamic_axes=axes, opset_version=17, do_constant_folding=True, dynamo=False)
 
 
 def make_core(loaded: Any, onnx_path: str | Path | None = None) -> VocoderCore | UnconditionalCore:
