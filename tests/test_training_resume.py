@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -126,7 +127,8 @@ def test_corrupt_newest_checkpoint_falls_back_and_keep_last_is_honoured(demo_cor
     timed = ckpt.load_latest(ck_dir)["timed"]
     spent = timed["seconds"]
     assert timed["steps"] == 4 and spent > 0
-    assert again["steps_per_second"] == round(4 / spent, 4) and first["steps_per_second"] > 0
+    # (the re-run's own few microseconds of loop are counted too: equal to rounding, not bitwise)
+    assert again["steps_per_second"] == pytest.approx(4 / spent, rel=1e-3) and first["steps_per_second"] > 0
 
     # truncate the newest file: the previous one is used
     data = found[-1][1].read_bytes()
