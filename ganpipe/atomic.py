@@ -1,6 +1,9 @@
 """Atomic file writes: write to a temporary file in the target's folder, fsync, then rename.
 
 A reader (or a DVC stage that is killed mid-way) never sees a half-written file under the final name.
+The temporary file is created like any new file (mode 0666 less the process umask, e.g. 0644 under
+umask 022), so the result is as readable by others as a plain ``open(path, "w")`` would make it
+(``tempfile.mkstemp`` would make every output 0600).
 """
 
 from __future__ import annotations
@@ -8,9 +11,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def _create_temporary(target: Path, suffix: str) -> Path:
+    """Create ``.<name>.tmp-<random><suffix>`` beside ``target`` exclusively, with the umask's mode."""
+    for _ in range(100):
+        candidate = target.parent / f".{target.name}.tmp-{secrets.token_hex(6)}{suffix}"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 @contextlib.contextmanager
@@ -23,10 +39,7 @@ def atomic_path(target: str | Path, suffix: str | None = None, fsync: bool = Tru
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-",
-                               suffix=target.suffix if suffix is None else suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temporary(target, target.suffix if suffix is None else suffix)
     try:
         yield tmp_path
         if fsync:
