@@ -23,6 +23,8 @@ app = typer.Typer(
          "every knob is in params.yaml. `dvc repro` runs all stages in order.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain (click) help: typer's rich panels list every flag, --help included, as taking a <bool> value.
+    rich_markup_mode=None,
 )
 
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file.")
@@ -119,12 +121,22 @@ def register(params: Path = ParamsOpt) -> None:
     _run_flow("register", params)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def retrain(ctx: typer.Context, params: Path = ParamsOpt) -> None:
+@app.command()
+def retrain(
+    params: Path = ParamsOpt,
+    pull: bool = typer.Option(False, "--pull/--no-pull", help="dvc pull --allow-missing before the pipeline."),
+    push: bool = typer.Option(True, "--push/--no-push", help="dvc push after the pipeline."),
+    fine_tune: bool = typer.Option(False, "--fine-tune", help="Start training from the current champion's weights."),
+    command: str = typer.Option(None, "--command", help="Run this instead of dvc repro (shell-split)."),
+    project_dir: Path = typer.Option(Path("."), "--project-dir", show_default=False,
+                                     help="The project (default: the current directory)."),
+) -> None:
     """One retraining cycle: (dvc pull) -> dvc repro -> dvc push -> register -> promote only if
-    better; a failure leaves the champion untouched. Options are those of
-    `python -m flows.retrain --help` (e.g. --fine-tune, --pull, --no-push)."""
-    _run_flow("retrain", params, list(ctx.args))
+    better; a failure leaves the champion untouched. On a cron schedule: `ganpipe schedule`."""
+    extra = ["--project-dir", str(project_dir)]
+    extra += (["--pull"] if pull else []) + ([] if push else ["--no-push"]) + (["--fine-tune"] if fine_tune else [])
+    extra += ["--command", command] if command else []
+    _run_flow("retrain", params, extra)
 
 
 @app.command()
