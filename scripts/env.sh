@@ -1,7 +1,30 @@
 #!/usr/bin/env bash
-# Create or update the project's virtual environment (.venv) from the pinned requirements.lock.
+# Create or update the project's virtual environment (.venv) from the pinned requirements.lock;
+# sourced, also put it on PATH (and tool telemetry off) in the calling shell.
 # Idempotent: a stamp records the lock's hash, so an up-to-date environment costs ~0 s.
-# Usage: source scripts/env.sh   (or: bash scripts/env.sh)
+# Usage: source scripts/env.sh   (or: bash scripts/env.sh, which only creates/updates .venv)
+#
+# Sourced, it changes nothing in the caller's shell but PATH and the telemetry variables: no shell
+# options, no working directory, no other variables (the work runs in a child bash with its own
+# `set -euo pipefail`). On failure it returns non-zero, so a script with `set -e` stops there.
+
+if (return 0 2>/dev/null); then
+  # Sourced: run this file as a program for the work, then export into the caller.
+  _ganpipe_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if bash "$_ganpipe_root/scripts/env.sh"; then
+    # Project-local tool state and telemetry off (see prefect.toml for Prefect's own settings).
+    export DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
+    export PATH="$_ganpipe_root/.venv/bin:$PATH"
+    unset _ganpipe_root
+  else
+    echo "[env] setting up $_ganpipe_root/.venv failed; PATH unchanged" >&2
+    unset _ganpipe_root
+    return 1
+  fi
+  return 0
+fi
+
+# Run as a program: create or update .venv.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,6 +49,3 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   echo "$WANT" > "$STAMP"
 fi
-# Project-local tool state and telemetry off (see prefect.toml for Prefect's own settings).
-export DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
-export PATH="$ROOT/.venv/bin:$PATH"
