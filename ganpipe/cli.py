@@ -8,7 +8,6 @@ imports the flows; the CLI starts them as programs, exactly as ``dvc repro`` doe
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -145,13 +144,15 @@ def preset(
     config: str = typer.Argument(..., help="A file in configs/ (path or name, e.g. ljspeech_hifigan_v1)."),
     params: Path = ParamsOpt,
 ) -> None:
-    """Use a ready configuration from configs/. 'flags' prints -S arguments for an experiment:
-    dvc exp run $(ganpipe preset flags ljspeech_hifigan_v1); 'apply' merges it into params.yaml."""
+    """Use a ready configuration from configs/. 'flags' prints -S arguments for an experiment, made to
+    be used unquoted: dvc exp run $(ganpipe preset flags ljspeech_hifigan_v1); 'apply' merges it
+    into params.yaml."""
     from ganpipe import presets
 
     try:
         if action == "flags":
-            typer.echo(" ".join(shlex.quote(a) for a in presets.flags(config, params)))
+            # each flag is one shell word with nothing to unquote: $(...) passes it to dvc as printed
+            typer.echo(" ".join(presets.flags(config, params)))
         elif action == "apply":
             presets.apply(config, params)
             typer.echo(f"{params}: applied {config}")

@@ -7,7 +7,8 @@ Two ways to use one, both validated against the full schema first:
 
 from __future__ import annotations
 
-import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,74 @@ def _leaves(prefix: str, obj: Any, out: list[tuple[str, Any]]) -> None:
         out.append((prefix, obj))
 
 
+# Characters a flag may not hold: shell word splitting (whitespace) and pathname expansion (*?) of an
+# unquoted $(...), quotes and backslashes (literal there, and Hydra's quoting), `${` (OmegaConf interpolation).
+_UNSAFE = re.compile(r"[\s*?'\"\\]|\$\{|[^\x21-\x7e\u00a0-\uffff]")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _hydra_value(key: str, value: Any) -> str:
+    """``value`` in Hydra's override grammar (what ``dvc exp run -S`` parses), in one shell word."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        if _UNSAFE.search(value) or "[" in value:
+            raise ConfigError(f"{key}: the value {value!r} has whitespace, quotes, a backslash, '${{' or a shell "
+                              "wildcard, which a `dvc exp run $(ganpipe preset flags ...)` cannot carry: use "
+                              "`ganpipe preset apply` (or set it with -S yourself, quoted)")
+        return f'"{value}"'  # quoted: a string stays a string ("true", "007", "null")
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_hydra_value(key, v) for v in value) + "]"
+    if isinstance(value, dict):
+        for k in value:
+            if not isinstance(k, str) or not _KEY.fullmatch(k):
+                raise ConfigError(f"{key}: the key {k!r} cannot be written as a dvc -S flag (letters, digits, _ and -)")
+        return "{" + ",".join(f"{k}:{_hydra_value(f'{key}.{k}', v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"{key}: a {type(value).__name__} value cannot be written as a dvc -S flag")
+
+
+def _has(base: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(base, dict) or part not in base:
+            return False
+        base = base[part]
+    return True
+
+
 def flags(preset_path: str | Path, params_path: str | Path = "params.yaml") -> list[str]:
-    """``-S`` arguments for ``dvc exp run`` (values in YAML flow syntax, as DVC parses them)."""
+    """``-S`` arguments for ``dvc exp run`` that set params.yaml as :func:`apply` would.
+
+    Each argument is one shell word with no quoting to remove, so ``dvc exp run $(ganpipe preset flags
+    NAME)`` works unquoted: values in Hydra's override grammar (the parser of ``-S``; strings
+    double-quoted, dicts ``{k:v}``, no spaces). A key absent from params.yaml is added (``+key=``);
+    a section the preset replaces as a whole (``overrides``) is deleted first (``~key``), since
+    ``key={...}`` would merge into it.
+    """
     preset = read_preset(preset_path)
     base = yaml.safe_load(Path(params_path).read_text()) or {}
     parse_params(merged(base, preset), source=f"{params_path} + {preset_path}")
     leaves: list[tuple[str, Any]] = []
     _leaves("", preset, leaves)
-    return [arg for key, value in leaves for arg in ("-S", f"{key}={json.dumps(value)}")]
+    out: list[str] = []
+    for key, value in leaves:
+        if not all(_KEY.fullmatch(part) for part in key.split(".")):
+            raise ConfigError(f"{key}: not a key a dvc -S flag can name")
+        text = _hydra_value(key, value)
+        if key.rsplit(".", 1)[-1] in WHOLE and _has(base, key):
+            out += ["-S", f"~{key}", "-S", f"+{key}={text}"]
+        else:
+            out += ["-S", f"{key}={text}" if _has(base, key) else f"+{key}={text}"]
+    return out
 
 
 def apply(preset_path: str | Path, params_path: str | Path = "params.yaml") -> None:
