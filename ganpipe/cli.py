@@ -174,6 +174,27 @@ def show_params(params: Path = ParamsOpt) -> None:
 
 
 @app.command()
+def validate(
+    params: Path = ParamsOpt,
+    out: Path = typer.Option(None, "--out", help="Write this file (the same bytes while the params are valid)."),
+) -> None:
+    """The first stage of the pipeline: check all of params.yaml (every key and value, and the model
+    the train stage will build from model.* and train.*) before any stage deletes its outputs. A bad
+    value fails naming the key and the allowed values (exit 2)."""
+    from ganpipe.atomic import write_text
+    from ganpipe.params_check import STAMP_TEXT, check
+
+    try:
+        check(params)
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    if out is not None:
+        write_text(out, STAMP_TEXT)
+    typer.echo(f"{params}: valid")
+
+
+@app.command()
 def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc repro`.")) -> None:
     """Run the whole pipeline with DVC (`dvc repro`): only stages whose inputs changed re-run."""
     _check(Path("params.yaml"))
