@@ -1,7 +1,12 @@
-"""Audio file I/O (soundfile) and resampling (soxr), with errors that name the file."""
+"""Audio file I/O (soundfile) and resampling (soxr), with errors that name the file.
+
+A truncated WAV (its header declares more audio data than the file holds: a copy or download cut
+short) is reported as corrupt: libsndfile reads what is there without complaint.
+"""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,9 @@ def read_audio(path: str | Path, mono: bool = True) -> tuple[np.ndarray, int]:
     Returns ``(samples, sample_rate)``; ``samples`` is 1-D when mono, else ``(frames, channels)``.
     Raises :class:`AudioError` for unreadable/corrupt files.
     """
+    truncated = wav_truncation(path)
+    if truncated:
+        raise AudioError(path, f"corrupt WAV file, truncated: {truncated}")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError
@@ -35,6 +43,46 @@ def read_audio(path: str | Path, mono: bool = True) -> tuple[np.ndarray, int]:
     if mono:
         data = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return np.ascontiguousarray(data, dtype=np.float32), int(sr)
+
+
+def wav_truncation(path: str | Path) -> str | None:
+    """Why a RIFF/WAVE file is truncated (its ``data`` chunk declares more bytes than the file holds,
+    or the header itself is cut), or ``None`` (complete, or not a RIFF/WAVE file: left to libsndfile).
+
+    Streamed WAVs that never filled in their sizes (0 or 0xFFFFFFFF) and RF64 files are not judged.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(0)
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = 1
+            offset = 12
+            while True:
+                header = fh.read(8)
+                if len(header) < 8:
+                    cut = len(header) or offset > size  # inside a chunk header, or a chunk longer than the rest
+                    return f"the file ends ({size} bytes) inside its header, before the audio data" if cut else None
+                chunk, length = header[:4], struct.unpack("<I", header[4:])[0]
+                offset += 8
+                if chunk == b"data":
+                    if length in (0, 0xFFFFFFFF):
+                        return None
+                    present = size - offset
+                    if length - present >= block_align:
+                        return (f"its header declares {length} bytes of audio data, the file holds {present} "
+                                f"({present // block_align} of {length // block_align} sample frames)")
+                    return None
+                if chunk == b"fmt " and length >= 14:
+                    fmt = fh.read(14)
+                    if len(fmt) == 14:
+                        block_align = max(1, struct.unpack("<H", fmt[12:14])[0])
+                offset += length + (length & 1)  # chunks are word-aligned
+                fh.seek(offset)
+    except OSError:
+        return None  # unreadable: read_audio's soundfile call reports it
 
 
 def resample(wav: np.ndarray, sr_in: int, sr_out: int, quality: str = "VHQ") -> np.ndarray:

@@ -276,14 +276,24 @@ def synthesize(
                 array = np.load(mel, allow_pickle=False)
             except (OSError, ValueError) as exc:
                 fail(f"{mel}: cannot read a .npy array ({exc})")
-            audio = voc.mel_to_audio(array, mel_config=mel_config, speaker=speaker, backend=backend)
+            if array.ndim in (2, 3) and (warning := voc.mel_range_warning(array)):
+                typer.secho(f"warning: {mel}: {warning}", fg="yellow", err=True)
+            audio = voc.mel_to_audio(array, mel_config=mel_config, speaker=speaker, backend=backend,
+                                     warn_range=False)
         else:
             try:
                 signal, sr = read_audio(wav)
             except AudioError as exc:
                 fail(str(exc))
-            if resample and sr != voc.sample_rate:
+            if sr != voc.sample_rate:
+                if not resample:
+                    fail(f"{wav}: {sr} Hz, but the model works at sample_rate={voc.sample_rate} Hz: add --resample to "
+                         f"resample it to {voc.sample_rate} Hz (soxr)")
                 signal, sr = resample_audio(signal, sr, voc.sample_rate), voc.sample_rate
+            if len(signal) < voc.min_samples:
+                fail(f"{wav}: too short: {len(signal)} samples ({1000 * len(signal) / sr:.1f} ms at {sr} Hz); the "
+                     f"model needs at least {voc.min_samples} ({voc.min_samples // voc.hop_length} frames of "
+                     f"{voc.hop_length} samples)")
             audio = voc.copy_synthesis(signal, sr, speaker=speaker, backend=backend)
     except SynthesisError as exc:
         fail(str(exc))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ from ganpipe.mel import MelConfig
 
 class SynthesisError(ValueError):
     """Input the model cannot turn into audio (the message says why)."""
+
+
+class MelRangeWarning(UserWarning):
+    """A mel whose values clearly do not look like the model's input mel (natural log vs log10,
+    normalised vs not): the audio would be wrong."""
 
 
 class MelConfigMismatch(SynthesisError):
@@ -77,6 +83,58 @@ def as_mel_config(source: MelConfig | dict[str, Any] | str | Path) -> MelConfig:
         raise SynthesisError(f"invalid mel configuration: {exc}") from None
 
 
+_LN10 = float(np.log(10.0))
+
+
+def _describe_mel(log_base: str, normalised: bool = False) -> str:
+    if normalised:
+        return "a mean/variance-normalised mel"
+    return "a natural-log mel" if log_base == "e" else "a log10 mel"
+
+
+def mel_range_warning(mel: np.ndarray, config: MelConfig, train_mean: np.ndarray | None = None,
+                      train_std: np.ndarray | None = None) -> str | None:
+    """Why ``mel``'s values clearly do not look like the model's input, or ``None``.
+
+    The model takes the un-normalised log-mel of its configuration (``log_base``, floor
+    ``log(clamp)``; a ``meanvar`` model normalises it itself). Two signs of another kind of mel:
+    values below that floor (impossible for the model's own mel), or a level (mean) far from the
+    model's train-split mean and close to where a natural-log, log10 or normalised version of it
+    would be. ``train_mean``/``train_std``: the model's per-bin statistics (un-normalised log-mel).
+    """
+    mel = np.asarray(mel, dtype=np.float64)
+    finite = mel[np.isfinite(mel)]
+    if finite.size == 0:
+        return None
+    base = config.log_base
+    floor = float(np.log(config.clamp)) / (1.0 if base == "e" else _LN10)
+    expects = (f"the model expects {_describe_mel(base)} (log_base {base}, floor log(clamp={config.clamp:g}) = "
+               f"{floor:.2f}" + (", un-normalised: it applies its own mean/variance normalisation"
+                                 if config.normalize == "meanvar" else "") + ")")
+    level, low, high = float(finite.mean()), float(finite.min()), float(finite.max())
+    seen = f"values mean {level:.2f}, range {low:.2f} .. {high:.2f}"
+    hint = "; compute it with the model's mel (Vocoder.compute_mel / mel_config) or give --wav"
+    if low < floor - max(0.05 * abs(floor), 0.1):
+        other = "e" if base == "10" else "10"
+        other_floor = float(np.log(config.clamp)) / (1.0 if other == "e" else _LN10)
+        guess = f" ({_describe_mel(other)}?)" if low >= other_floor - 0.5 else ""
+        return f"the mel's values go below the floor of the model's mel{guess}: {seen}, but {expects}{hint}"
+    if train_mean is None or train_std is None:
+        return None
+    mu = float(np.mean(train_mean))
+    sigma = float(np.mean(train_std))
+    if not np.isfinite(mu) or not np.isfinite(sigma) or sigma <= 0 or (abs(mu) < 1e-6 and abs(sigma - 1) < 1e-6):
+        return None  # no real statistics (placeholder zeros/ones)
+    other = "e" if base == "10" else "10"
+    candidates = {_describe_mel(other): mu * (_LN10 if other == "e" else 1 / _LN10),
+                  _describe_mel(base, normalised=True): 0.0}
+    own = abs(level - mu)
+    name, centre = min(candidates.items(), key=lambda kv: abs(level - kv[1]))
+    if own > sigma and abs(level - centre) < own / 3:
+        return (f"the mel looks like {name}: {seen}, but {expects}, train-split mean {mu:.2f}" + hint)
+    return None
+
+
 @dataclass
 class Vocoder:
     """A loaded registered vocoder (an MLflow pyfunc model of ganpipe.serving)."""
@@ -101,6 +159,25 @@ class Vocoder:
     def n_mels(self) -> int:
         return int(self.metadata["n_mels"])
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest waveform copy-synthesis accepts (the generator's fewest frames x hop)."""
+        return int(self.metadata.get("min_frames", 1)) * self.hop_length
+
+    def train_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The model's train-split per-bin mean and std of its un-normalised log-mel, when available."""
+        try:
+            core = self.model.unwrap_python_model().core
+            return (np.asarray(core.mean, dtype=np.float64).ravel(), np.asarray(core.std, dtype=np.float64).ravel())
+        except Exception:  # noqa: BLE001 - another pyfunc implementation: no statistics
+            return None
+
+    def mel_range_warning(self, mel: np.ndarray) -> str | None:
+        """Why ``mel``'s value range clearly does not match this model's input mel (see
+        :func:`mel_range_warning`), or ``None``."""
+        stats = self.train_statistics()
+        return mel_range_warning(mel, self.mel_config, *(stats or (None, None)))
+
     def check_mel_config(self, theirs: MelConfig | dict[str, Any] | str | Path) -> None:
         diff = as_mel_config(theirs).diff(self.mel_config)
         if diff:
@@ -117,11 +194,13 @@ class Vocoder:
 
     def mel_to_audio(self, mel: np.ndarray, mel_config: MelConfig | dict[str, Any] | str | Path | None = None,
                      speaker: str | None = None, backend: str = "torch",
-                     lengths: list[int] | None = None) -> np.ndarray:
+                     lengths: list[int] | None = None, warn_range: bool = True) -> np.ndarray:
         """``(n_mels, frames)`` -> ``(frames * hop,)``; ``(batch, n_mels, frames)`` -> ``(batch, frames * hop)``.
 
         ``mel``: the un-normalised project log-mel made with the model's mel configuration.
-        ``lengths``: valid frames per item of a padded batch (outputs are zero beyond)."""
+        ``lengths``: valid frames per item of a padded batch (outputs are zero beyond).
+        A mel whose values clearly are of another kind (natural log vs log10, normalised) gives a
+        :class:`MelRangeWarning` naming both (unless ``warn_range=False``)."""
         if mel_config is not None:
             self.check_mel_config(mel_config)
         mel = np.asarray(mel)
@@ -131,6 +210,8 @@ class Vocoder:
             raise SynthesisError(
                 f"mel has {mel.shape[-2]} bins (shape {mel.shape}, read as n_mels={mel.shape[-2]}) but the model "
                 f"expects n_mels={self.n_mels}; its mel configuration: {self.mel_config.to_dict()}")
+        if warn_range and (message := self.mel_range_warning(mel)):
+            warnings.warn(message, MelRangeWarning, stacklevel=2)
         single = mel.ndim == 2
         out = self._predict(mel[None] if single else mel, input_type="mel", speaker=speaker, backend=backend,
                             lengths=list(lengths) if lengths else None)
