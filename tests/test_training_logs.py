@@ -4,6 +4,7 @@ of carriage returns)."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -23,17 +24,20 @@ def _steps(messages: list[str], pattern: re.Pattern) -> list[int]:
     return [int(m.group(1)) for m in map(pattern.match, messages) if m]
 
 
-def test_losses_are_logged_every_log_every_steps_and_no_bar_off_a_terminal(demo_corpus, tmp_path, caplog, capfd):
+def test_losses_are_logged_every_log_every_steps_and_no_bar_off_a_terminal(demo_corpus, tmp_path, caplog,
+                                                                           monkeypatch):
     caplog.set_level(logging.INFO, logger="ganpipe.training")
     params = tiny_params("hifigan_v3", train={"steps": 5, "log_every": 2, "validate_every": 4})
-    assert not sys.stderr.isatty()  # (pytest's capture)
+    log_file = io.StringIO()  # stderr redirected to a file, as under Prefect, CI or nohup
+    monkeypatch.setattr(sys, "stderr", log_file)
     Trainer(params, train_paths(demo_corpus, tmp_path), progress=True).run()
+    monkeypatch.undo()
     messages = [r.getMessage() for r in caplog.records if r.name == "ganpipe.training.trainer"]
     assert _steps(messages, LOSS_LINE) == [2, 4, 5], messages  # every log_every steps, and the last
     line = next(m for m in messages if LOSS_LINE.match(m))
     assert all(f" {k}=" in line for k in ("g_mel_l1", "g_adv", "g_fm")) and float(LOSS_LINE.match(line)[3]) > 0
     assert _steps(messages, VAL_LINE) == [0, 4, 5]
-    err = capfd.readouterr().err
+    err = log_file.getvalue()
     assert "\r" not in err and "train hifigan_v3" not in err  # no progress bar in a non-terminal stderr
 
 
@@ -69,6 +73,7 @@ def test_the_progress_bar_is_drawn_on_a_terminal(demo_corpus, tmp_path, monkeypa
 
 
 @pytest.mark.slow
+@pytest.mark.network  # (a temporary Prefect server)
 def test_the_train_flow_log_has_the_loss_lines(demo_corpus, tmp_path, monkeypatch, prefect_harness):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
