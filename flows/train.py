@@ -2,11 +2,16 @@
 
 Single process by default; ``--nproc-per-node N`` (and ``--nnodes`` etc.) runs the same loop under
 torchrun (DDP). Checkpoints in checkpoints/ make a re-run resume where a killed one stopped.
+The trainer's log lines (losses every ``train.log_every`` steps, validation, resumption, skipped
+steps) are part of the flow run's Prefect log; the progress bar is drawn only on a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+from typing import Iterator
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -15,10 +20,31 @@ from flows._runtime import publish, run_cli
 from ganpipe.training.launch import DistributedOptions, launch
 
 
+@contextlib.contextmanager
+def library_log_in_run(name: str = "ganpipe") -> Iterator[None]:
+    """Send the INFO records of the library's loggers to this run's Prefect log (and console).
+
+    What Prefect's ``logging.extra_loggers`` setting does, for this flow only, plus the INFO level
+    (a library logger inherits the root's WARNING, which would drop the loss lines)."""
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger(name)
+    handler, level = APILogHandler(), logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 # Writes DVC outputs (checkpoints, generator, metrics): never cached.
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(params_path: str, opts: DistributedOptions) -> dict:
-    return launch(params_path, opts)
+    with library_log_in_run():
+        return launch(params_path, opts)
 
 
 @flow(name="train", log_prints=True)

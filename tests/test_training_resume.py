@@ -22,8 +22,11 @@ from ganpipe.training.trainer import Trainer, train
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = """
+import logging
 import sys
 from pathlib import Path
+logging.basicConfig(level=logging.WARNING)
+logging.getLogger("ganpipe").setLevel(logging.INFO)  # the loss lines ("step N/16: ...") on stderr
 from ganpipe.config import load_params
 from ganpipe.training.trainer import TrainPaths, train
 prepared, features, out = (Path(a) for a in sys.argv[2:5])
@@ -74,7 +77,7 @@ def test_resume_after_kill_9_continues_from_the_newest_checkpoint(demo_corpus, t
 
     newest, newest_path = _checkpoints(killed)[-1]
     assert newest % every == 0 and newest >= 2 * every and newest < steps
-    assert reached - newest <= every  # at most checkpoint_every steps are lost
+    assert newest <= reached <= newest + every  # at most checkpoint_every steps are lost (from the log lines)
     state = torch.load(newest_path, map_location="cpu", weights_only=True)
     assert state["step"] == newest and state["opt_g"]["state"] and state["opt_d"]["state"]
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -55,6 +56,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Train model.variant (one torchrun worker or a single process).")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
+    # a torchrun worker: rank 0's loss lines (every train.log_every steps) go to its stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(name)s - %(message)s"))
+    logging.getLogger("ganpipe").addHandler(handler)
+    logging.getLogger("ganpipe").setLevel(logging.INFO)
     from ganpipe.training.trainer import TrainPaths, train
 
     train(load_params(args.params), TrainPaths())

@@ -10,8 +10,11 @@ One call of :func:`train` trains ``model.variant`` on the prepared corpus and it
 * under ``torchrun`` each process trains on its share of every batch (DDP for the generator, one
   flattened all-reduce of the discriminator gradients) and only rank 0 writes;
 * skips and counts steps with non-finite losses and stops with a clear error if they persist;
-* logs losses, validation mel L1, audio samples and mel plots to MLflow (rank 0), and writes the
-  final generator (:mod:`ganpipe.generator_io`), ``metrics/train.json`` and a loss curve CSV.
+* logs losses, validation mel L1, audio samples and mel plots to MLflow (rank 0), and the losses,
+  learning rate and speed every ``train.log_every`` steps as plain log lines (the progress bar is
+  drawn only when stderr is a terminal);
+* writes the final generator (:mod:`ganpipe.generator_io`), ``metrics/train.json``, the curves as
+  a CSV and one PNG per quantity (``plots/train/``: DVC image plots, see :mod:`ganpipe.plots`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ganpipe import generator_io
 from ganpipe.atomic import atomic_path, write_json
@@ -42,6 +47,7 @@ from ganpipe.features import load_stats
 from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.models import ModelBundle, build
 from ganpipe.models.outputs import DiscriminatorOutput, merge_outputs
+from ganpipe.plots import plot_training_curves
 from ganpipe.stft_distance import MultiResolutionSTFT
 from ganpipe.training import checkpoint as ckpt
 from ganpipe.training import losses as L
@@ -65,6 +71,11 @@ class TrainPaths:
     generator: Path = Path("models/generator.pt")
     metrics: Path = Path("metrics/train.json")
     curve: Path = Path("plots/train_loss.csv")
+    figures: Path | None = None  # one PNG per curve; None: the folder "train" beside ``curve``
+
+    @property
+    def figure_dir(self) -> Path:
+        return self.figures if self.figures is not None else self.curve.parent / "train"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -308,6 +319,7 @@ class Trainer:
         self.first_val: float | None = None  # validation mel L1 before training (kept over resumes)
         self.last_val: float | None = None
         self.history: list[dict[str, float]] = []
+        self.val_history: list[dict[str, float]] = []  # {"step", "val_mel_l1"} of every validation
         # training wall time and steps of earlier runs of this checkpoint folder (a resumed run's
         # metrics/train.json reports the throughput of all the training, not of its last piece)
         self.earlier_seconds, self.earlier_steps = 0.0, 0
@@ -411,6 +423,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": ckpt.rng_state(), "rng_ranks": rng_ranks, "history": self.history,
+            "val_history": self.val_history,
             "timed": {"seconds": self.earlier_seconds + time.perf_counter() - self._t0,
                       "steps": self.earlier_steps + self.step - self._steps0},
             "mel_config": self.mel_config.to_dict(),
@@ -437,6 +450,7 @@ class Trainer:
             self.skipped_d_updates = int(state.get("skipped_d_updates", 0))
             self.first_val, self.last_val = state.get("val_mel_l1_initial"), state.get("val_mel_l1")
             self.history = list(state.get("history", []))
+            self.val_history = list(state.get("val_history", []))
             timed = state.get("timed") or {}
             self.earlier_seconds, self.earlier_steps = float(timed.get("seconds", 0.0)), int(timed.get("steps", 0))
             ranks = state.get("rng_ranks")
@@ -690,14 +704,21 @@ class Trainer:
             initial = self.validate()
             if "val_mel_l1" in initial:
                 self.first_val = initial["val_mel_l1"]
-                tracker.metric("val_mel_l1", self.first_val, 0)
+                self._log_validation(tracker, self.first_val)
         batches = self._batches()
+        # the bar only on a terminal: in a log file (Prefect, CI, nohup) its redraws are one
+        # endless line of carriage returns; the log lines below carry the same numbers there
+        draw_bar = self.progress and d.main and _is_terminal(sys.stderr)
         bar = tqdm(total=t.steps, initial=self.step, desc=f"train {self.bundle.variant}", unit="step",
-                   disable=not (self.progress and d.main), dynamic_ncols=True)
+                   disable=not draw_bar, dynamic_ncols=True)
         t0, steps0 = time.perf_counter(), self.step
         self._t0, self._steps0 = t0, steps0
+        t_logged, step_logged = t0, self.step
         seg = self.recipe.segment_samples
         acc: dict[str, list[float]] = {}
+        redirect = contextlib.ExitStack()  # on a terminal, log lines print above the bar, not through it
+        if draw_bar:
+            redirect.enter_context(logging_redirect_tqdm())
         try:
             while self.step < t.steps:
                 batch = next(batches)
@@ -729,21 +750,37 @@ class Trainer:
                         self.history.append({"step": self.step, **row})
                         tracker.metrics(row, self.step)
                         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("g_loss", "d_loss", "g_mel_l1")})
+                        now = time.perf_counter()
+                        self._log_row(row, (self.step - step_logged) / max(now - t_logged, 1e-9))
+                        t_logged, step_logged = now, self.step
                 if d.main and (self.step % t.validate_every == 0 or self.step == t.steps):
                     val = self.validate()
                     if "val_mel_l1" in val:
                         self.last_val = val["val_mel_l1"]
-                        tracker.metric("val_mel_l1", self.last_val, self.step)
+                        self._log_validation(tracker, self.last_val)
                     tracker.samples(val, self.step, self.mel_config.sample_rate if self.bundle.kind == "vocoder"
                                     else self.bundle.sample_rate)
                 if self.step % t.checkpoint_every == 0 or self.step == t.steps:
                     self._checkpoint()
         finally:
             bar.close()
+            redirect.close()
         elapsed = time.perf_counter() - t0
         if not d.main:
             return {}
         return self._finish(tracker, elapsed, self.step - steps0, seg, self.first_val, self.last_val)
+
+    def _log_validation(self, tracker: Tracker, value: float) -> None:
+        self.val_history.append({"step": self.step, "val_mel_l1": value})
+        tracker.metric("val_mel_l1", value, self.step)
+        log.info("step %d/%d: val_mel_l1=%.4g%s", self.step, self.params.train.steps, value,
+                 " (before training)" if self.step == 0 else "")
+
+    def _log_row(self, row: dict[str, float], steps_per_second: float) -> None:
+        """One plain line per ``train.log_every`` steps: the totals first, then the terms."""
+        first = [k for k in ("g_loss", "d_loss") if k in row]
+        values = " ".join(f"{k}={row[k]:.4g}" for k in first + [k for k in row if k not in first])
+        log.info("step %d/%d: %s (%.3g steps/s)", self.step, self.params.train.steps, values, steps_per_second)
 
     def _checkpoint(self) -> None:
         """Rank 0 writes; under torchrun it also keeps every rank's RNG state (collective)."""
@@ -782,8 +819,19 @@ class Trainer:
         curve = pd.DataFrame(self.history)
         with atomic_path(self.paths.curve) as tmp:
             curve.to_csv(tmp, index=False)
+        figures = pd.DataFrame(self.history or {"step": []})
+        if self.val_history:  # validations (from step 0 on) as one more quantity
+            figures = figures.merge(pd.DataFrame(self.val_history), on="step", how="outer")
+        plot_training_curves(self.paths.figure_dir, figures.sort_values("step"))
         tracker.final(metrics, self.paths)
         return metrics
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def train(params: Params, paths: TrainPaths = TrainPaths(), progress: bool = True) -> dict[str, Any]:
