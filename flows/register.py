@@ -61,6 +61,18 @@ def outcome_line(result: dict[str, Any]) -> str:
             f"{held}; champion: {'v' + champ if champ else 'none'}; source: {result.get('source') or '?'}")
 
 
+def experiment_runs_url(params: Params, root: Path) -> str:
+    """The MLflow UI page of the project's runs (the Model training view: ganpipe.training.tracking)."""
+    from mlflow import MlflowClient
+
+    from ganpipe.registry import project_tracking
+    from ganpipe.training.tracking import runs_url
+
+    tp = project_tracking(params.tracking, root)
+    exp = MlflowClient(tracking_uri=tp.tracking_uri).get_experiment_by_name(tp.experiment)
+    return runs_url(exp.experiment_id if exp is not None else "0")
+
+
 def register_in_flow(params: Params, generator: str, eval_metrics: str, project_dir: str, promote: bool = False,
                      source: Source | None = None) -> dict[str, Any]:
     """The register task with the configured retries (used by this flow and the retrain flow)."""
@@ -85,6 +97,8 @@ def register_flow(params_path: str = "params.yaml", generator: str = "models/gen
     result = register_in_flow(params, generator, eval_metrics, str(root), promote)
     write_register_json(out_path, {k: v for k, v in result.items() if k != "created"})
     logger.info("%s", outcome_line(result))
+    logger.info("runs in the MLflow UI (`mlflow ui --backend-store-uri %s`): %s", params.tracking.tracking_uri,
+                experiment_runs_url(params, root))
     publish("register-summary", f"Registration: {result['model_name']} v{result['version']} -> {result['decision']}",
             summary_rows(result))
     return result

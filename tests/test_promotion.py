@@ -247,6 +247,12 @@ def test_register_flow_promote_flag_and_the_reported_aliases(tmp_path, tmp_path_
     assert written["promoted"] and written["aliases"] == ["candidate", "champion"] and written["champion_version"] == "1"
     assert "[already registered: no new version]; aliases now: candidate, champion; champion: v1" in \
         outcome_line(promoted)
+    from flows.register import experiment_runs_url
+    from ganpipe.config import load_params
+
+    url = experiment_runs_url(load_params(root / "params.yaml"), root)
+    assert url.startswith("http://127.0.0.1:5000/#/experiments/") and url.endswith("/runs?workflowType=machine_learning")
+    assert not url.startswith("http://127.0.0.1:5000/#/experiments/0/")  # the project's experiment, not Default
 
 
 def test_register_cli_has_the_promote_flag():
