@@ -27,19 +27,25 @@ it too) is refused with a :class:`RegistryError`.
    ``hop_length``, ``n_mels``, ``mel_config`` (JSON) for vocoders; ``latent_dim``, ``samples``,
    ``labels`` (JSON) for unconditional models;
 4. decides: the version gets alias ``registry.candidate_alias``; it also gets
-   ``registry.champion_alias`` when there is no champion, or when its primary metric beats the
-   champion's by more than ``registry.margin`` (lower is better unless
+   ``registry.champion_alias`` when it was made on the main line (:mod:`ganpipe.promotion`: not in
+   a DVC experiment, no uncommitted changes besides pipeline outputs; ``registry.promote_from:
+   any`` lifts this) and there is no champion, or when its metrics are comparable with the
+   champion's (same mel configuration and evaluation set; tag ``comparability``) and its primary
+   metric beats the champion's by more than ``registry.margin`` (lower is better unless
    ``ganpipe.metrics.HIGHER_IS_BETTER`` says otherwise). The primary metric is
    ``registry.primary_metric``; ``auto`` (the default) means ``mcd`` for vocoders and
    ``frechet_mel`` for unconditional models (:func:`primary_metric_for`). A new version whose
    metric is null/NaN in metrics/eval.json never displaces a champion; a champion without the
    metric is displaced by any version that has it. The decision and both metric values are stored as version tags
-   (``decision``, ``decision_reason``, ``primary_metric``, ``primary_metric_value``,
-   ``champion_before_version``, ``champion_before_value``, ``margin``, ``registration=complete``)
-   and returned as a :class:`Registration` (``metrics/register.json``).
+   (``decision``, ``decision_reason``, ``source``, ``comparable``, ``primary_metric``,
+   ``primary_metric_value``, ``champion_before_version``, ``champion_before_value``, ``margin``,
+   ``registration=complete``) and returned as a :class:`Registration` (``metrics/register.json``)
+   with the aliases the registry holds afterwards. ``promote=True`` (``ganpipe register
+   --promote``) makes it the champion whatever the rule says.
 
-A registration interrupted after the version was created is completed by the next run for the same
-generator file. Consumers load ``models:/<name>@champion`` (see :mod:`ganpipe.synthesis`).
+Registering a generator that is already registered re-evaluates its promotion (after the changes
+it was made from are committed, ``ganpipe register`` promotes it) and reports the registry's real
+aliases; a registration interrupted after the version was created is completed the same way. Consumers load ``models:/<name>@champion`` (see :mod:`ganpipe.synthesis`).
 """
 
 from __future__ import annotations
