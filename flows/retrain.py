@@ -16,7 +16,15 @@ A parent Prefect flow over the DVC pipeline, run in the project directory as sub
    it gets ``GANPIPE_FINE_TUNE_FROM`` in its environment when fine-tuning);
 3. ``dvc push`` when ``push`` (the data version the new model refers to is in the remote);
 4. registration of models/generator.pt with metrics/eval.json (idempotent: when ``dvc repro`` has
-   already registered it, the existing version and its decision are returned).
+   already registered it, the existing version's promotion is re-evaluated and returned).
+
+Promotion follows ganpipe/promotion.py: only a model made on the main line may become champion.
+The flow checks the project *before* running the pipeline: when it starts from committed files
+(no uncommitted changes, not inside a DVC experiment), the model it produces counts as made on the
+main line, including the ``dvc exp run -S train.fine_tune_from=...`` of ``fine_tune_from_champion``
+(whose register stage alone, inside the experiment, registers a candidate only; the flow's own
+registration then re-evaluates it). Started from uncommitted changes, its model is registered as
+candidate (unless ``registry.promote_from: any``).
 
 Every DVC command runs under a project file lock (``.dvc/tmp/ganpipe-dvc.lock``), so two retrains
 started at once run their DVC steps one after the other; registrations have their own lock
@@ -51,6 +59,7 @@ from flows.register import register_in_flow, retry_transient, summary_rows
 from ganpipe.config import load_params
 from filelock import Timeout
 
+from ganpipe.promotion import Source, promotion_source
 from ganpipe.registry import TransientError, champion, file_lock, is_transient
 
 DEPLOYMENT_NAME = "ganpipe-retrain"
@@ -127,21 +136,26 @@ def retrain_flow(project_dir: str = ".", params_path: str = "params.yaml", pull:
         except Timeout:
             logger.info("another retrain / DVC command holds %s: waiting for it", lock.lock_file)
             lock.acquire()
+        step = "checking where the model will come from"
+        start = promotion_source(root)  # before the pipeline changes anything (e.g. dvc exp run -S)
+        source = Source(True, f"retrain flow started from: {start.description}") if start.main_line else start
+        summary["source"] = source.description
+        logger.info("source of the new model: %s", source.description)
         step = "reading the champion"
         before = champion(params, root, name)
         summary["champion_before"] = str(before.version) if before is not None else None
         if pull:
             step = "dvc pull"
             run_command.with_options(**retry)(["dvc", "pull", "--allow-missing"], str(root))
-        source = None
+        fine_tune = None
         if fine_tune_from_champion:
             if before is None:
                 logger.info("no champion of %s yet: training from scratch", name)
             else:
-                source = f"models:/{name}/{before.version}"
-                logger.info("fine-tuning from the champion %s", source)
-        summary["fine_tune_from"] = source
-        args, env = pipeline_command(command, source)
+                fine_tune = f"models:/{name}/{before.version}"
+                logger.info("fine-tuning from the champion %s", fine_tune)
+        summary["fine_tune_from"] = fine_tune
+        args, env = pipeline_command(command, fine_tune)
         step = " ".join(args)
         run_command.with_options(**retry)(args, str(root), env)
         if push:
@@ -153,7 +167,7 @@ def retrain_flow(project_dir: str = ".", params_path: str = "params.yaml", pull:
             publish("retrain-summary", "Retrain: done (registry disabled)", summary)
             return summary
         step = "register"
-        result = register_in_flow(params, generator, eval_metrics, str(root))
+        result = register_in_flow(params, generator, eval_metrics, str(root), source=source)
     except Exception as exc:
         try:
             after = champion(params, root, name)

@@ -113,11 +113,16 @@ def evaluate(
 
 
 @app.command()
-def register(params: Path = ParamsOpt) -> None:
+def register(
+    params: Path = ParamsOpt,
+    promote: bool = typer.Option(False, "--promote", help="Make this version the champion whatever the rule says."),
+) -> None:
     """Register models/generator.pt in the MLflow registry (name from registry.model_name); every
-    new version gets alias 'candidate' and becomes 'champion' only if it beats the current one on
-    registry.primary_metric by registry.margin (or there is none). Re-running adds no duplicate."""
-    _run_flow("register", params)
+    new version gets alias 'candidate' and becomes 'champion' only if made on the main line (no DVC
+    experiment, no uncommitted changes: registry.promote_from) and it beats a champion with the same
+    mel configuration and evaluation set on registry.primary_metric by registry.margin (or there is
+    none). Re-running adds no duplicate and re-evaluates the promotion (e.g. after a git commit)."""
+    _run_flow("register", params, ["--promote"] if promote else [])
 
 
 @app.command()

@@ -267,8 +267,9 @@ PrimaryMetric = Literal["auto", "mcd", "mrstft", "logmel_l1", "pesq", "f0_rmse_c
 class RegistryParams(_Strict):
     """Register stage + retraining: the MLflow registered model, its aliases and promotion rule.
 
-    Every registered version gets ``candidate_alias``; it also gets ``champion_alias`` when there is
-    no champion yet, or when it beats the champion on ``primary_metric`` by more than ``margin``
+    Every registered version gets ``candidate_alias``; it also gets ``champion_alias`` when it was
+    made on the main line (``promote_from``) and there is no champion yet, or when its metrics are
+    comparable with the champion's and it beats it on ``primary_metric`` by more than ``margin``
     (in the metric's own units; direction from ganpipe.metrics.HIGHER_IS_BETTER). ``auto``: ``mcd``
     for vocoders, ``frechet_mel`` for unconditional variants; an explicit metric must be a key of
     metrics/eval.json, or the registration fails naming the metrics there.
@@ -279,6 +280,9 @@ class RegistryParams(_Strict):
     model_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     primary_metric: PrimaryMetric = "auto"
     margin: float = Field(0.0, ge=0.0)
+    # main: only a version made on the main line (committed, not a DVC experiment) may displace the
+    # champion; any: experiments and uncommitted changes too (see ganpipe/promotion.py).
+    promote_from: Literal["main", "any"] = "main"
     candidate_alias: str = Field("candidate", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     champion_alias: str = Field("champion", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     # Also log an ONNX export of the generator inside the model (pyfunc param backend=onnx).

@@ -27,19 +27,25 @@ it too) is refused with a :class:`RegistryError`.
    ``hop_length``, ``n_mels``, ``mel_config`` (JSON) for vocoders; ``latent_dim``, ``samples``,
    ``labels`` (JSON) for unconditional models;
 4. decides: the version gets alias ``registry.candidate_alias``; it also gets
-   ``registry.champion_alias`` when there is no champion, or when its primary metric beats the
-   champion's by more than ``registry.margin`` (lower is better unless
+   ``registry.champion_alias`` when it was made on the main line (:mod:`ganpipe.promotion`: not in
+   a DVC experiment, no uncommitted changes besides pipeline outputs; ``registry.promote_from:
+   any`` lifts this) and there is no champion, or when its metrics are comparable with the
+   champion's (same mel configuration and evaluation set; tag ``comparability``) and its primary
+   metric beats the champion's by more than ``registry.margin`` (lower is better unless
    ``ganpipe.metrics.HIGHER_IS_BETTER`` says otherwise). The primary metric is
    ``registry.primary_metric``; ``auto`` (the default) means ``mcd`` for vocoders and
    ``frechet_mel`` for unconditional models (:func:`primary_metric_for`). A new version whose
    metric is null/NaN in metrics/eval.json never displaces a champion; a champion without the
    metric is displaced by any version that has it. The decision and both metric values are stored as version tags
-   (``decision``, ``decision_reason``, ``primary_metric``, ``primary_metric_value``,
-   ``champion_before_version``, ``champion_before_value``, ``margin``, ``registration=complete``)
-   and returned as a :class:`Registration` (``metrics/register.json``).
+   (``decision``, ``decision_reason``, ``source``, ``comparable``, ``primary_metric``,
+   ``primary_metric_value``, ``champion_before_version``, ``champion_before_value``, ``margin``,
+   ``registration=complete``) and returned as a :class:`Registration` (``metrics/register.json``)
+   with the aliases the registry holds afterwards. ``promote=True`` (``ganpipe register
+   --promote``) makes it the champion whatever the rule says.
 
-A registration interrupted after the version was created is completed by the next run for the same
-generator file. Consumers load ``models:/<name>@champion`` (see :mod:`ganpipe.synthesis`).
+Registering a generator that is already registered re-evaluates its promotion (after the changes
+it was made from are committed, ``ganpipe register`` promotes it) and reports the registry's real
+aliases; a registration interrupted after the version was created is completed the same way. Consumers load ``models:/<name>@champion`` (see :mod:`ganpipe.synthesis`).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpipe.config import Params, TrackingParams
+from ganpipe.promotion import Source, differences, profile, profile_from_tags, promotion_source, uncommitted_changes
 
 log = logging.getLogger("ganpipe.registry")
 
@@ -194,13 +201,14 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def data_version(project_dir: str | Path = ".") -> dict[str, Any]:
-    """Git commit (+ whether tracked files differ from it) and the dvc.lock hashes of the data."""
+    """Git commit (+ whether tracked files other than pipeline outputs differ from it:
+    :func:`ganpipe.promotion.uncommitted_changes`) and the dvc.lock hashes of the data."""
     import yaml
 
     root = Path(project_dir).resolve()
     commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
-    out: dict[str, Any] = {"git_commit": commit, "git_dirty": bool(status) if status is not None else None,
+    changed = uncommitted_changes(root) if commit else None  # what dvc repro writes does not count
+    out: dict[str, Any] = {"git_commit": commit, "git_dirty": bool(changed) if changed is not None else None,
                            "data_features_md5": None, "data_prepared_md5": None}
     lock = root / "dvc.lock"
     if lock.is_file():
@@ -265,6 +273,10 @@ class Registration:
     run_id: str | None
     data_version: dict[str, Any]
     eval_metrics: dict[str, float]
+    aliases: list[str]  # the aliases this version holds now (after the decision), from the registry
+    champion_version: str | None  # the version holding the champion alias now
+    source: str  # where the version was registered from (main line, DVC experiment, uncommitted changes)
+    comparable: bool | None  # metrics comparable with the champion's (None: no other champion)
     created: bool = True  # False: this generator file was registered before (nothing new)
 
     def to_dict(self, include_created: bool = False) -> dict[str, Any]:
@@ -280,12 +292,16 @@ def _tag_value(value: str | None) -> Any:
     return {"true": True, "false": False}.get(value, value)
 
 
-def _registration_from_version(mv: Any, created: bool) -> Registration:
+def _registration_from_version(mv: Any, created: bool, champion_alias: str, champion_version: str | None
+                               ) -> Registration:
+    """The outcome as the registry holds it now: ``promoted`` and ``aliases`` are the version's
+    real aliases (not what an earlier decision recorded)."""
     t = dict(mv.tags)
     before = t.get("champion_before_version") or None
+    held = sorted(getattr(mv, "aliases", None) or [])
     return Registration(
         model_name=mv.name, version=str(mv.version), model_uri=f"models:/{mv.name}/{mv.version}",
-        decision=t.get("decision", "candidate"), promoted=t.get("decision") == "champion",
+        decision=t.get("decision", "candidate"), promoted=champion_alias in held,
         decision_reason=t.get("decision_reason", ""),
         aliases_assigned=[a for a in t.get("aliases_assigned", "").split(",") if a],
         primary_metric=t.get("primary_metric", ""), higher_is_better=t.get("higher_is_better") == "true",
@@ -298,6 +314,8 @@ def _registration_from_version(mv: Any, created: bool) -> Registration:
                                                          "data_prepared_md5")},
         eval_metrics={k[len("eval_"):]: float(v) for k, v in sorted(t.items())
                       if k.startswith("eval_") and _finite(v) is not None},
+        aliases=held, champion_version=champion_version, source=t.get("source", ""),
+        comparable={"true": True, "false": False}.get(t.get("comparable", "")),
         created=created,
     )
 
@@ -373,11 +391,12 @@ def _copy_code(dest: Path) -> Path:
 
 
 def _version_tags(loaded: Any, core: Any, sha: str, content: str, dataset: str, data: dict[str, Any],
-                  metrics: dict[str, Any]) -> dict[str, str]:
+                  metrics: dict[str, Any], comparability: dict[str, Any]) -> dict[str, str]:
     tags = {
         "generator_sha256": sha, "weights_sha256": content, "variant": loaded.bundle.variant,
         "kind": loaded.bundle.kind, "dataset": dataset, "training_step": str(loaded.meta.get("step")),
         "training_run_id": str(loaded.meta.get("run_id") or "none"),
+        "comparability": json.dumps(comparability, sort_keys=True),
     }
     if loaded.bundle.kind == "vocoder":
         tags.update({"sample_rate": str(loaded.mel_config.sample_rate), "hop_length": str(loaded.mel_config.hop_length),
@@ -561,34 +580,62 @@ def alias_version(client: Any, name: str, alias: str) -> Any | None:
         return None
 
 
-def _decide(client: Any, mv: Any, metrics: dict[str, Any], params: Params, metric: str) -> dict[str, str]:
+def _automatic_rule(client: Any, mv: Any, params: Params, metric: str, source: Source,
+                    champ: Any | None) -> tuple[bool, str, bool | None]:
+    """(promote, reason, comparable) of the promotion rule (module doc) for ``mv``, not the champion."""
     rp = params.registry
     hib = higher_is_better(metric)
-    new = _finite(metrics.get(metric))
-    champ = alias_version(client, mv.name, rp.champion_alias)
-    old = _finite(champ.tags.get(f"eval_{metric}")) if champ is not None else None
-    word = "higher" if hib else "lower"
+    new = _finite(mv.tags.get(f"eval_{metric}"))
+    comparable: bool | None = None
+    if champ is not None:
+        diff = differences(profile_from_tags(mv.tags), profile_from_tags(champ.tags))
+        comparable = not diff
+    if not source.main_line and rp.promote_from == "main":
+        how = ("apply the experiment (dvc exp apply), commit it, then run `ganpipe register`"
+               if "experiment" in source.description else "commit, then run `ganpipe register`")
+        return False, (f"{source.description}: not promoted (registry.promote_from: main; {how}, or "
+                       "`ganpipe register --promote`)"), comparable
     if champ is None:
-        promote, reason = True, "no champion yet"
-    elif str(champ.version) == str(mv.version):
-        promote, reason = True, mv.tags.get("decision_reason") or "already the champion"
-    elif new is None:
-        promote, reason = False, f"{metric} of the new version is missing (not finite): champion kept"
-    elif old is None:
-        promote, reason = True, f"champion v{champ.version} has no {metric}"
+        return True, "no champion yet", comparable
+    if not comparable:
+        return False, (f"not comparable with champion v{champ.version}: different "
+                       f"{'; '.join(diff)}: champion kept (`ganpipe register --promote` to replace it)"), False
+    old = _finite(champ.tags.get(f"eval_{metric}"))
+    if new is None:
+        return False, f"{metric} of the new version is missing (not finite): champion kept", comparable
+    if old is None:
+        return True, f"champion v{champ.version} has no {metric}", comparable
+    delta = (new - old) if hib else (old - new)
+    promote = delta > rp.margin
+    word = "higher" if hib else "lower"
+    return promote, (f"{metric} {new:.6g} vs champion v{champ.version} {old:.6g} ({word} is better): improvement "
+                     f"{delta:.6g} {'>' if promote else '<='} margin {rp.margin:g}"), comparable
+
+
+def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, promote_request: bool) -> Any:
+    """Decide (or re-evaluate) whether ``mv`` is the champion, set the aliases and record the
+    decision in the version's tags; returns the version as the registry holds it afterwards."""
+    rp = params.registry
+    hib = higher_is_better(metric)
+    new = _finite(mv.tags.get(f"eval_{metric}"))
+    champ = alias_version(client, mv.name, rp.champion_alias)
+    already = champ is not None and str(champ.version) == str(mv.version)
+    if already:  # a re-run for the champion, or completing its interrupted registration
+        promote, comparable = True, _tag_value(mv.tags.get("comparable"))
+        reason = mv.tags.get("decision_reason") or "already the champion"
+        before_version = mv.tags.get("champion_before_version", "none")
+        before_value = mv.tags.get("champion_before_value", "none")
+        source_text = mv.tags.get("source") or source.description
     else:
-        delta = (new - old) if hib else (old - new)
-        promote = delta > rp.margin
-        reason = (f"{metric} {new:.6g} vs champion v{champ.version} {old:.6g} ({word} is better): improvement "
-                  f"{delta:.6g} {'>' if promote else '<='} margin {rp.margin:g}")
-    before = champ if champ is not None and str(champ.version) != str(mv.version) else None
-    if before is None and champ is not None:  # completing an interrupted registration of the champion
-        prev = mv.tags.get("champion_before_version")
-        before_version, before_value = prev or "none", mv.tags.get("champion_before_value", "none")
-    else:
-        before_version = str(before.version) if before is not None else "none"
-        before_value = repr(old) if before is not None and old is not None else "none"
-    # candidate = the newest version (an older one completed late does not take it back)
+        promote, reason, comparable = _automatic_rule(client, mv, params, metric, source, champ)
+        if promote_request and not promote:
+            reason = f"promoted on request (--promote); the automatic rule would keep it a candidate: {reason}"
+            promote = True
+        old = _finite(champ.tags.get(f"eval_{metric}")) if champ is not None else None
+        before_version = str(champ.version) if champ is not None else "none"
+        before_value = repr(old) if old is not None else "none"
+        source_text = source.description
+    # candidate = the newest version (an older one completed or re-evaluated late does not take it back)
     newest = max(int(v.version) for v in client.search_model_versions(f"name = '{mv.name}'"))
     candidate = int(mv.version) >= newest
     aliases = ([rp.candidate_alias] if candidate else []) + ([rp.champion_alias] if promote else [])
@@ -597,27 +644,38 @@ def _decide(client: Any, mv: Any, metrics: dict[str, Any], params: Params, metri
         "primary_metric": metric, "primary_metric_value": repr(new) if new is not None else "none",
         "higher_is_better": str(hib).lower(), "margin": repr(float(rp.margin)),
         "champion_before_version": before_version, "champion_before_value": before_value,
-        "aliases_assigned": ",".join(aliases),
-        "registered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "aliases_assigned": ",".join(aliases), "source": source_text,
+        "comparable": "none" if comparable is None else str(comparable).lower(),
     }
-    for key, value in decision.items():
-        client.set_model_version_tag(mv.name, mv.version, key, value)
-    if candidate:
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if any(mv.tags.get(k) != v for k, v in decision.items()):  # a first decision, or a changed one
+        if "registered_at" not in mv.tags:
+            decision["registered_at"] = now
+        decision["decided_at"] = now
+        for key, value in decision.items():
+            client.set_model_version_tag(mv.name, mv.version, key, value)
+    if candidate and rp.candidate_alias not in (mv.aliases or []):
         client.set_registered_model_alias(mv.name, rp.candidate_alias, mv.version)
-    if promote:
+    if promote and not already:
         client.set_registered_model_alias(mv.name, rp.champion_alias, mv.version)
-    client.set_model_version_tag(mv.name, mv.version, "registration", "complete")
-    return decision
+    if mv.tags.get("registration") != "complete":
+        client.set_model_version_tag(mv.name, mv.version, "registration", "complete")
+    return client.get_model_version(mv.name, mv.version)
 
 
 # ------------------------------------------------------------------------------------------------
 # the entry point
 def register_generator(generator: str | Path, eval_metrics: str | Path | dict[str, Any], params: Params,
-                       project_dir: str | Path = ".") -> Registration:
+                       project_dir: str | Path = ".", promote: bool = False,
+                       source: Source | None = None) -> Registration:
     """Register ``generator`` (a ganpipe generator file) with its evaluation metrics; see module doc.
 
     Relative paths (``generator``, ``eval_metrics``, a relative sqlite tracking database and
-    artifact folder) are taken relative to ``project_dir``.
+    artifact folder) are taken relative to ``project_dir``. ``promote``: make it the champion
+    whatever the rule says (``ganpipe register --promote``). ``source``: where the model comes from
+    (default: :func:`ganpipe.promotion.promotion_source` of ``project_dir`` and this process's
+    environment). A generator registered before is not registered again: its promotion is
+    re-evaluated (e.g. after the changes it was made from were committed).
     """
     from mlflow import MlflowClient
 
@@ -645,6 +703,8 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
     sha, content = file_sha256(gen_path), weights_sha256(gen_path)
     name = params.registry.registered_name(params.dataset.name, loaded.bundle.variant)
     data = data_version(root)
+    source = source or promotion_source(root)
+    comparability = comparability_profile(loaded, core, metrics, params, root)
     tp = project_tracking(params.tracking, root)
     import mlflow
 
@@ -657,16 +717,30 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
         created = mv is None
         if created:
             _check_same_kind(client, name, loaded)
-            tags = _version_tags(loaded, core, sha, content, params.dataset.name, data, metrics)
+            tags = _version_tags(loaded, core, sha, content, params.dataset.name, data, metrics, comparability)
             mv = _log_model(client, exp_id, name, gen_path, loaded, core, metrics, tags, params, metric)
             log.info("registered %s version %s", name, mv.version)
         else:
-            log.info("%s (or the same weights) is already registered as %s version %s: no new version",
-                     gen_path.name, name, mv.version)
-        if mv.tags.get("registration") != "complete":
-            _decide(client, mv, metrics, params, metric)
-        mv = client.get_model_version(name, mv.version)
-        return _registration_from_version(mv, created)
+            log.info("%s (or the same weights) is already registered as %s version %s: no new version; "
+                     "re-evaluating its promotion", gen_path.name, name, mv.version)
+        mv = _decide(client, mv, params, metric, source, promote)
+        champ = alias_version(client, name, params.registry.champion_alias)
+        return _registration_from_version(mv, created, params.registry.champion_alias,
+                                          str(champ.version) if champ is not None else None)
+
+
+def comparability_profile(loaded: Any, core: Any, metrics: dict[str, Any], params: Params,
+                          root: Path) -> dict[str, Any]:
+    """What another version's metrics must share to be compared with these (ganpipe.promotion)."""
+    from ganpipe.promotion import eval_set_fingerprint
+
+    ev = params.evaluation
+    split = metrics.get("split") if isinstance(metrics.get("split"), str) else ev.split
+    eval_set = eval_set_fingerprint(root / "data" / "prepared" / "manifest.csv", split, ev.max_utterances)
+    if loaded.bundle.kind == "vocoder":
+        return profile("vocoder", mel_config=loaded.mel_config.to_dict(), eval_split=split, eval_set=eval_set)
+    return profile(loaded.bundle.kind, sample_rate=core.sample_rate, samples=core.samples, eval_split=split,
+                   eval_set=eval_set, metrics=metrics)
 
 
 def champion(params: Params, project_dir: str | Path = ".", model_name: str | None = None) -> Any | None:

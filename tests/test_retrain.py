@@ -143,3 +143,34 @@ def test_schedule_needs_a_valid_cron_and_a_server(monkeypatch):
     with temporary_settings({PREFECT_API_URL: None}):
         with pytest.raises(SystemExit, match="prefect server start"):
             serve("x", "0 3 * * 0", "UTC", {})
+
+
+def test_retrain_source_is_checked_before_the_pipeline_runs(tmp_path, tmp_path_factory, prefect_harness):
+    """A retrain started from committed files promotes a better model even though its pipeline
+    changes params.yaml (as `dvc exp run -S train.fine_tune_from=...` does); started from
+    uncommitted changes, the better model is registered as candidate only."""
+    import subprocess
+
+    from flows.retrain import retrain_flow
+
+    root = project(tmp_path / "proj", mlflow_template(tmp_path_factory), [5, 6, 7])
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    (root / ".gitignore").write_text(".mlflow/\ngens/\nmodels/\nmetrics/\nattempts-*\n*.log\n*.txt\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "project"], cwd=root, check=True)
+    first = retrain_flow(project_dir=str(root), command=install("g5", 8.0), push=False)
+    assert first["registration"]["decision"] == "champion" and "main line" in first["source"]
+
+    edits_params = [sys.executable, "-c", "import pathlib, subprocess, sys; p = pathlib.Path('params.yaml'); "
+                    "p.write_text(p.read_text() + '# fine_tune_from\\n'); "
+                    "sys.exit(subprocess.call(sys.argv[1:]))", *install("g6", 7.0)]
+    second = retrain_flow(project_dir=str(root), command=edits_params, push=False)
+    assert second["source"].startswith("retrain flow started from: main line (commit")
+    assert second["registration"]["decision"] == "champion" and aliases(root)["champion"] == "2"
+
+    # now params.yaml differs from the commit before the retrain starts: candidate only
+    third = retrain_flow(project_dir=str(root), command=install("g7", 6.0), push=False)
+    assert third["source"] == "uncommitted changes: params.yaml"
+    assert third["registration"]["decision"] == "candidate" and aliases(root) == {"candidate": "3", "champion": "2"}
+    assert "uncommitted changes: params.yaml: not promoted" in third["registration"]["decision_reason"]

@@ -19,8 +19,17 @@ from ganpipe.config import Params, TrackingParams
 from ganpipe.plots import plot_mels
 
 
+# The MLflow experiment tag that says what kind of work an experiment holds (values in MLflow's UI:
+# genai_development, custom_model_development, ...). Model development: the UI's "Model training"
+# view (runs table with metrics), not the GenAI view (traces). MLflow 3.17's UI also keeps a global
+# GenAI / Model training switch (sidebar; ?workflowType=machine_learning in a URL): runs_url().
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def setup_mlflow(tp: TrackingParams) -> str:
-    """Point MLflow at the project's store; create the experiment; return its id."""
+    """Point MLflow at the project's store; create the experiment (tagged as model development, as
+    is an existing one without the tag); return its id."""
     import mlflow
 
     if tp.tracking_uri.startswith("sqlite:///"):
@@ -28,10 +37,20 @@ def setup_mlflow(tp: TrackingParams) -> str:
     mlflow.set_tracking_uri(tp.tracking_uri)
     exp = mlflow.get_experiment_by_name(tp.experiment)
     if exp is not None:
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # made before ganpipe tagged it (a kind set by hand is kept)
+            mlflow.MlflowClient(tracking_uri=tp.tracking_uri).set_experiment_tag(
+                exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     location = Path(tp.artifact_location).resolve()
     location.mkdir(parents=True, exist_ok=True)
-    return mlflow.create_experiment(tp.experiment, artifact_location=location.as_uri())
+    return mlflow.create_experiment(tp.experiment, artifact_location=location.as_uri(),
+                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+
+
+def runs_url(experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """The MLflow UI page of the experiment's runs table (``mlflow ui`` at ``ui``), in the Model
+    training view whatever the browser's last GenAI / Model training choice was."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
