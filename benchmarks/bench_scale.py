@@ -12,12 +12,12 @@ the repo, and are deleted at the end unless --keep.
 
 Per stage it records: `dvc repro <stage>` wall time, the flow's own wall time (the stage command
 runs under a timing wrapper) and peak RSS, DVC's overhead (the difference), and at the end a no-op
-`dvc repro`, the disk used by the outputs, by the cache and by both together (hardlinks counted
+`dvc repro features`, the disk used by the outputs, by the cache and by both together (hardlinks counted
 once), and the share of output files hardlinked into the cache. Growth exponents are log-log slopes
 between consecutive sizes. With --compare-cache-type the same corpus also runs in a project with
 that `cache.type` (e.g. DVC's default, which copies on ext4), for the commit-time comparison.
 A DVC-level check follows at the smallest size: one wav is edited in place keeping its size, and
-`dvc repro` must re-run prepare and features (the raw corpus' identity includes content).
+`dvc repro features` must re-run prepare and features (the raw corpus' identity includes content).
 Timings on a shared machine are noisy: read ratios, not absolute numbers.
 """
 
@@ -153,7 +153,7 @@ def run_size(workdir: Path, n: int, env: dict, cache_type: str, corpus: Path) ->
                       "outputs_mb": round(disk([proj / OUTPUTS[stage]]) / 1e6, 1),
                       "linked_share": round(linked_share(proj / OUTPUTS[stage]), 3)}
         print(f"  N={n} {cache_type} {stage}: {row[stage]}", flush=True)
-    wall, out = dvc(proj, env, "repro")
+    wall, out = dvc(proj, env, "repro", "features")
     row["noop_repro_s"] = round(wall, 2)
     row["noop_ran"] = [s for s in STAGES if f"Running stage '{s}'" in out]
     outs = [proj / OUTPUTS[s] for s in STAGES]
@@ -166,7 +166,7 @@ def run_size(workdir: Path, n: int, env: dict, cache_type: str, corpus: Path) ->
 
 
 def edit_check(proj: Path, corpus: Path, env: dict) -> dict:
-    """Edit one wav in place keeping its size; `dvc repro` must re-run prepare and features."""
+    """Edit one wav in place keeping its size; `dvc repro features` must re-run prepare and features."""
     wav = sorted((corpus / "LJ").glob("*.wav"))[0]
     size = wav.stat().st_size
     x, sr = sf.read(str(wav), dtype="int16")
@@ -175,7 +175,7 @@ def edit_check(proj: Path, corpus: Path, env: dict) -> dict:
         fh.seek(0)
         fh.write(x)
     assert wav.stat().st_size == size
-    _, out = dvc(proj, env, "repro")
+    _, out = dvc(proj, env, "repro", "features")
     ran = [s for s in STAGES if f"Running stage '{s}'" in out]
     return {"edited": wav.name, "same_size": wav.stat().st_size == size, "stages_rerun": ran,
             "ok": {"prepare", "features"} <= set(ran)}
@@ -190,6 +190,45 @@ def cache_intact(proj: Path) -> bool:
             if hashlib.md5(path.read_bytes()).hexdigest() != path.parent.name + path.name:
                 return False
     return True
+
+
+def resampling_report(seconds: float = 600.0) -> dict:
+    """LibriTTS-style 24 kHz -> 22.05 kHz with soxr VHQ vs HQ: CPU time per hour of audio (one core),
+    passband ripple (tones 50 Hz - 9.9 kHz), alias rejection (tones 11.1 - 12 kHz, above the new
+    Nyquist, must vanish) and how far HQ's output is from VHQ's on speech."""
+    import soxr
+
+    rng = np.random.default_rng(0)
+    src_sr, dst_sr = 24000, 22050
+    noise = (0.3 * rng.standard_normal(int(seconds * src_sr))).astype(np.float32)
+    speech = np.concatenate([sf.read(str(p), dtype="float32")[0] for p in sorted((LJ_MINI / "wavs").glob("*.wav"))])
+    speech24 = soxr.resample(speech, 22050, src_sr, quality="VHQ").astype(np.float32)
+    t = np.arange(src_sr * 2) / src_sr
+    report: dict = {}
+    for q in ("VHQ", "HQ"):
+        soxr.resample(noise[:src_sr], src_sr, dst_sr, quality=q)  # warm-up
+        t0 = time.process_time()
+        soxr.resample(noise, src_sr, dst_sr, quality=q)
+        cpu = time.process_time() - t0
+        gains = []
+        for f in np.geomspace(50, 9900, 40):
+            y = soxr.resample(np.sin(2 * np.pi * f * t).astype(np.float32), src_sr, dst_sr, quality=q)
+            mid = y[dst_sr // 2: -dst_sr // 2]
+            gains.append(20 * np.log10(np.sqrt(2) * np.sqrt(np.mean(mid.astype(np.float64) ** 2))))
+        alias = []
+        for f in np.linspace(11100, 11990, 10):
+            y = soxr.resample(np.sin(2 * np.pi * f * t).astype(np.float32), src_sr, dst_sr, quality=q)
+            mid = y[dst_sr // 2: -dst_sr // 2]
+            alias.append(20 * np.log10(max(np.sqrt(2 * np.mean(mid.astype(np.float64) ** 2)), 1e-12)))
+        report[q] = {"cpu_s_per_audio_hour": round(cpu * 3600 / seconds, 2),
+                     "passband_ripple_db": round(max(gains) - min(gains), 5),
+                     "worst_alias_db": round(max(alias), 1)}
+    vhq = soxr.resample(speech24, src_sr, dst_sr, quality="VHQ").astype(np.float64)
+    hq = soxr.resample(speech24, src_sr, dst_sr, quality="HQ").astype(np.float64)
+    n = min(vhq.size, hq.size)
+    report["hq_vs_vhq_speech_snr_db"] = round(10 * np.log10(np.sum(vhq[:n] ** 2) / np.sum((vhq[:n] - hq[:n]) ** 2)), 1)
+    report["hq_vs_vhq_max_abs_diff_pcm16_lsb"] = round(float(np.max(np.abs(vhq[:n] - hq[:n]))) * 32768, 2)
+    return report
 
 
 def exponents(rows: list[dict], key) -> list[float]:
@@ -207,11 +246,15 @@ def main() -> None:
     ap.add_argument("--cache-type", default=None, help="default: the repo's .dvc/config")
     ap.add_argument("--compare-cache-type", default=None)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--resampling", action="store_true", help="only the 24 -> 22.05 kHz soxr VHQ/HQ report")
     ap.add_argument("--timed", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.timed:
         raise SystemExit(timed_child(args.timed, [a for a in args.cmd if a != "--"]))
+    if args.resampling:
+        print(json.dumps(resampling_report(), indent=2))
+        return
     if REPO in args.workdir.resolve().parents or args.workdir.resolve() == REPO:
         raise SystemExit("--workdir must be outside the repository")
 

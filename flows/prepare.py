@@ -9,6 +9,7 @@ run in worker processes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from concurrent.futures import Executor
@@ -25,6 +26,10 @@ from ganpipe.datasets.layouts import discover
 from ganpipe.datasets.types import SourceUtterance
 
 PREPARED = Path("data/prepared")
+# Worker processes forked by main() while the process still has one thread (before Prefect starts
+# its threads); without them the subflow spawns workers, and a spawned worker imports this module,
+# and with it Prefect, again (seconds per worker).
+_PREFORKED: tuple[int, Executor] | None = None
 
 
 # Writes a DVC output: never cached (DVC clears outputs before the stage runs).
@@ -45,12 +50,13 @@ def _run_shards(sources_file: str, speaker_from_subfolder: bool, ranges: list[tu
     if not ranges or ranges[-1][1] != len(utts):
         raise P.PrepareError(f"{sources_file}: the corpus changed while preparing it "
                              f"({len(utts)} utterances now, {ranges[-1][1] if ranges else 0} planned)")
-    pool = P.process_pool(processes) if processes > 1 else None
+    own = processes > 1 and (_PREFORKED is None or _PREFORKED[0] != processes)
+    pool = P.process_pool(processes) if own else (_PREFORKED[1] if processes > 1 and _PREFORKED else None)
     try:
         futures = [prepare_shard.submit(utts[a:b], Path(out_dir), audio, pool) for a, b in ranges]
         return [r for f in futures for r in f.result()]
     finally:
-        if pool is not None:
+        if own and pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -119,7 +125,22 @@ def _skipped_table(skipped: list) -> str:
 
 
 def main() -> None:
-    cli_main(prepare_flow, "Resample, clean and split data/raw/<name> into data/prepared.")
+    global _PREFORKED
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--params", default="params.yaml")
+    try:
+        fp = load_params(ap.parse_known_args()[0].params).features
+    except Exception:  # noqa: BLE001 - cli_main reports a bad params file
+        fp = None
+    if fp is not None and fp.task_runner == "threads" and fp.workers > 1:
+        pool = P.process_pool(fp.workers)  # forked: this process has one thread so far
+        pool.submit(int).result()  # starts every worker now
+        _PREFORKED = (fp.workers, pool)
+    try:
+        cli_main(prepare_flow, "Resample, clean and split data/raw/<name> into data/prepared.")
+    finally:
+        if _PREFORKED is not None:
+            _PREFORKED[1].shutdown(wait=True, cancel_futures=True)
 
 
 if __name__ == "__main__":
