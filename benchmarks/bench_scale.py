@@ -101,9 +101,10 @@ def timed_child(out: Path, cmd: list[str]) -> int:
     t0 = time.perf_counter()
     rc = subprocess.call(cmd)
     wall = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"wall_s": wall, "peak_rss_mb": peak_kib / 1024, "rc": rc}))
+    out.write_text(json.dumps({"wall_s": wall, "peak_rss_mb": ru.ru_maxrss / 1024, "rc": rc,
+                               "cpu_s": ru.ru_utime + ru.ru_stime}))
     return rc
 
 
@@ -150,12 +151,14 @@ def run_size(workdir: Path, n: int, env: dict, cache_type: str, corpus: Path) ->
         row[stage] = {"repro_s": round(wall, 2), "flow_s": round(flow["wall_s"], 2),
                       "dvc_overhead_s": round(wall - flow["wall_s"], 2),
                       "peak_rss_mb": round(flow["peak_rss_mb"]),
+                      "cores_used": round(flow["cpu_s"] / flow["wall_s"], 2),
                       "outputs_mb": round(disk([proj / OUTPUTS[stage]]) / 1e6, 1),
                       "linked_share": round(linked_share(proj / OUTPUTS[stage]), 3)}
         print(f"  N={n} {cache_type} {stage}: {row[stage]}", flush=True)
     wall, out = dvc(proj, env, "repro", "features")
     row["noop_repro_s"] = round(wall, 2)
     row["noop_ran"] = [s for s in STAGES if f"Running stage '{s}'" in out]
+    row["noop_download_flow_s"] = round(json.loads((proj / ".bench" / "download.json").read_text())["wall_s"], 2)
     outs = [proj / OUTPUTS[s] for s in STAGES]
     row["disk_outputs_mb"] = round(disk(outs) / 1e6, 1)
     row["disk_cache_mb"] = round(disk([proj / ".dvc" / "cache"]) / 1e6, 1)
