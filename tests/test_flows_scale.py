@@ -82,3 +82,33 @@ def test_corpus_larger_than_the_parameter_limit_runs_through_prefect(tmp_path, l
     row = index.iloc[-1]
     mel = np.load(features / row["mel"])
     assert mel.shape[1] == row["frames"] > 0 and np.isfinite(mel).all()
+
+
+def test_local_corpus_identity_follows_content(tmp_path, lj_wavs, prefect_harness):
+    """An in-place edit that keeps a wav's size changes data/raw (so DVC re-runs prepare); an
+    untouched corpus gives byte-identical data/raw (so nothing downstream re-runs)."""
+    from flows.download import download_flow
+
+    corpus = tmp_path / "corpus"
+    build_corpus(corpus, lj_wavs, 3)
+    params = str(write_params(tmp_path / "params.yaml", {
+        "dataset": {"name": "local", "local_dir": str(corpus), "raw_dir": str(tmp_path / "raw")}}))
+    raw = tmp_path / "raw" / "local"
+
+    def run() -> tuple[bytes, list[str]]:
+        download_flow(params_path=params, cache_dir=str(tmp_path / "cache"),
+                      hash_cache=str(tmp_path / "cache" / "hashes.json"))
+        return (raw / "sources.json").read_bytes(), (raw / "files.tsv").read_text().splitlines()
+
+    sources, listing = run()
+    assert len(listing) == 4  # header + 3 files
+    assert run() == (sources, listing)
+    wav = sorted(corpus.rglob("*.wav"))[1]
+    size = wav.stat().st_size
+    with sf.SoundFile(str(wav), "r+") as fh:
+        fh.seek(0)
+        fh.write(np.zeros(200, dtype=np.int16))
+    assert wav.stat().st_size == size
+    sources2, listing2 = run()
+    assert sources2 != sources
+    assert [a == b for a, b in zip(listing, listing2)] == [True, True, False, True]
