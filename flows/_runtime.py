@@ -27,6 +27,17 @@ def task_runner(fp: FeaturesParams) -> Any:
                                           "processes": True, "dashboard_address": None})
 
 
+def shard_ranges(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of at most ``size`` items covering ``range(n)``.
+
+    Flows pass these (and the path of the job list: the sources or the manifest) to their shard
+    subflows, never the jobs themselves: a flow's parameters go to the Prefect server, which
+    refuses more than ``server.api.max_parameter_size`` (512 KiB by default), about 2,000
+    utterances' worth."""
+    size = max(1, size)
+    return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+
 def markdown_table(rows: dict[str, Any]) -> str:
     lines = ["| item | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows.items()]

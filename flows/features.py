@@ -1,4 +1,8 @@
-"""Features flow: log-mels of the prepared corpus, sharded over the configured task runner."""
+"""Features flow: log-mels of the prepared corpus, sharded over the configured task runner.
+
+The shard subflow gets the manifest's path and ``[start, end)`` ranges, not the jobs (a flow's
+parameters go to the Prefect server, which limits their size), and plans the jobs itself.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._runtime import cli_main, publish, task_runner
+from flows._runtime import cli_main, publish, shard_ranges, task_runner
 from ganpipe import features as F
 from ganpipe.atomic import write_json
 from ganpipe.config import load_params
@@ -32,17 +36,18 @@ def features_flow(params_path: str = "params.yaml", prepared_dir: str = str(PREP
     params = load_params(params_path)
     fp = params.features
     mel_config = params.mel_config()
-    manifest = F.read_manifest(Path(prepared_dir) / "manifest.csv")
-    jobs = F.plan_jobs(manifest, prepared_dir, out_dir)
+    manifest_path = Path(prepared_dir) / "manifest.csv"
+    manifest = F.read_manifest(manifest_path)
     # At least two shards per worker so the runner keeps every worker busy.
-    size = max(1, min(fp.shard_size, math.ceil(len(jobs) / (2 * fp.workers))))
-    shards = F.shard(jobs, size)
+    size = max(1, min(fp.shard_size, math.ceil(len(manifest) / (2 * fp.workers))))
+    ranges = shard_ranges(len(manifest), size)
     F.start_output(out_dir)
     logger = get_run_logger()
     logger.info("features: %d utterances in %d shards on %s (%d workers), mel %s",
-                len(jobs), len(shards), fp.task_runner, fp.workers, mel_config.to_json())
+                len(manifest), len(ranges), fp.task_runner, fp.workers, mel_config.to_json())
     runner_flow = _run_shards.with_options(task_runner=task_runner(fp))
-    results = runner_flow(shards, mel_config.to_dict(), fp.device, fp.batch_seconds)
+    results = runner_flow(str(manifest_path), str(prepared_dir), str(out_dir), ranges, mel_config.to_dict(),
+                          fp.device, fp.batch_seconds)
     summary = F.finalize(results, manifest, out_dir, mel_config)
     write_json(metrics_path, {k: summary[k] for k in ("utterances", "frames", "train_frames", "hours")})
     publish("features-summary", "Features", {
@@ -53,9 +58,14 @@ def features_flow(params_path: str = "params.yaml", prepared_dir: str = str(PREP
 
 
 @flow(name="features-shards")
-def _run_shards(shards: list[list[F.FeatureJob]], config: dict, device: str,
-                batch_seconds: float) -> list[F.ShardResult]:
-    futures = [extract_shard.submit(s, config, device, batch_seconds) for s in shards]
+def _run_shards(manifest_path: str, prepared_dir: str, out_dir: str, ranges: list[tuple[int, int]],
+                config: dict, device: str, batch_seconds: float) -> list[F.ShardResult]:
+    """Extract ``ranges`` of the jobs planned from ``manifest_path``."""
+    jobs = F.plan_jobs(F.read_manifest(manifest_path), prepared_dir, out_dir)
+    if not ranges or ranges[-1][1] != len(jobs):
+        raise F.FeatureError(f"{manifest_path}: {len(jobs)} utterances, but "
+                             f"{ranges[-1][1] if ranges else 0} were planned (changed while running?)")
+    futures = [extract_shard.submit(jobs[a:b], config, device, batch_seconds) for a, b in ranges]
     return [f.result() for f in futures]
 
 

@@ -1,15 +1,24 @@
-"""Prepare flow: raw corpus -> mono, resampled, cleaned WAVs + manifest (+ split) + skip report."""
+"""Prepare flow: raw corpus -> mono, resampled, cleaned WAVs + manifest (+ split) + skip report.
+
+The shard subflow gets the path of ``sources.json`` and ``[start, end)`` ranges, not the utterances
+(a flow's parameters go to the Prefect server, which limits their size), and lists the corpus
+itself. With the ``threads`` task runner each task hands its shard to a pool of ``features.workers``
+processes (the per-file work holds the GIL too much for threads); with ``dask`` the tasks already
+run in worker processes.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+from concurrent.futures import Executor
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._runtime import cli_main, publish, task_runner
+from flows._runtime import cli_main, publish, shard_ranges, task_runner
 from ganpipe import prepare as P
 from ganpipe.atomic import write_json
 from ganpipe.config import AudioParams, load_params
@@ -17,23 +26,43 @@ from ganpipe.datasets.layouts import discover
 from ganpipe.datasets.types import SourceUtterance
 
 PREPARED = Path("data/prepared")
+# Worker processes forked by main() while the process still has one thread (before Prefect starts
+# its threads); without them the subflow spawns workers, and a spawned worker imports this module,
+# and with it Prefect, again (seconds per worker).
+_PREFORKED: tuple[int, Executor] | None = None
 
 
 # Writes a DVC output: never cached (DVC clears outputs before the stage runs).
 @task(name="prepare-shard", cache_policy=NO_CACHE)
-def prepare_shard(utts: list[SourceUtterance], out_dir: Path, audio: AudioParams) -> list:
-    return P.prepare_shard(utts, out_dir, audio)
+def prepare_shard(utts: list[SourceUtterance], out_dir: Path, audio: AudioParams,
+                  pool: Executor | None = None) -> list:
+    if pool is None:
+        return P.prepare_shard(utts, out_dir, audio)
+    return pool.submit(P.prepare_shard, utts, out_dir, audio).result()
 
 
 @flow(name="prepare-shards")
-def _run_shards(shards: list[list[SourceUtterance]], out_dir: Path, audio: AudioParams) -> list:
-    futures = [prepare_shard.submit(s, out_dir, audio) for s in shards]
-    return [r for f in futures for r in f.result()]
+def _run_shards(sources_file: str, speaker_from_subfolder: bool, ranges: list[tuple[int, int]],
+                out_dir: str, audio: AudioParams, processes: int) -> list:
+    """Prepare ``ranges`` of the corpus listed by ``sources_file``; in a pool of ``processes``
+    processes when > 1 (threads task runner), else in the task itself (Dask workers)."""
+    utts = read_sources(sources_file, speaker_from_subfolder)
+    if not ranges or ranges[-1][1] != len(utts):
+        raise P.PrepareError(f"{sources_file}: the corpus changed while preparing it "
+                             f"({len(utts)} utterances now, {ranges[-1][1] if ranges else 0} planned)")
+    own = processes > 1 and (_PREFORKED is None or _PREFORKED[0] != processes)
+    pool = P.process_pool(processes) if own else (_PREFORKED[1] if processes > 1 and _PREFORKED else None)
+    try:
+        futures = [prepare_shard.submit(utts[a:b], Path(out_dir), audio, pool) for a, b in ranges]
+        return [r for f in futures for r in f.result()]
+    finally:
+        if own and pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def source_utterances(raw_dir: str | Path, name: str, speaker_from_subfolder: bool) -> list[SourceUtterance]:
-    """Every utterance of the corpus the download stage recorded in ``sources.json``."""
-    sources_file = Path(raw_dir) / name / "sources.json"
+def read_sources(sources_file: str | Path, speaker_from_subfolder: bool) -> list[SourceUtterance]:
+    """Every utterance of the corpus that ``sources.json`` (written by the download stage) lists."""
+    sources_file = Path(sources_file)
     if not sources_file.is_file():
         raise FileNotFoundError(f"{sources_file} not found: run the download stage first (ganpipe download)")
     sources = json.loads(sources_file.read_text())["sources"]
@@ -43,20 +72,32 @@ def source_utterances(raw_dir: str | Path, name: str, speaker_from_subfolder: bo
     return utts
 
 
+def sources_path(raw_dir: str | Path, name: str) -> Path:
+    return Path(raw_dir) / name / "sources.json"
+
+
+def source_utterances(raw_dir: str | Path, name: str, speaker_from_subfolder: bool) -> list[SourceUtterance]:
+    """Every utterance of the corpus the download stage recorded in ``sources.json``."""
+    return read_sources(sources_path(raw_dir, name), speaker_from_subfolder)
+
+
 @flow(name="prepare", log_prints=True)
 def prepare_flow(params_path: str = "params.yaml", out_dir: str = str(PREPARED),
                  metrics_path: str = "metrics/prepare.json") -> dict:
     params = load_params(params_path)
     ds, fp = params.dataset, params.features
     logger = get_run_logger()
-    utts = source_utterances(ds.raw_dir, ds.name, ds.speaker_from_subfolder)
+    sources_file = sources_path(ds.raw_dir, ds.name)
+    utts = read_sources(sources_file, ds.speaker_from_subfolder)
     P.check_corpus(utts, params.split)
     P.clean_outputs(Path(out_dir))
-    size = max(1, math.ceil(len(utts) / (4 * fp.workers)))
-    shards = [utts[i:i + size] for i in range(0, len(utts), size)]
-    logger.info("prepare: %d source files in %d shards (%s x%d)", len(utts), len(shards),
-                fp.task_runner, fp.workers)
-    results = _run_shards.with_options(task_runner=task_runner(fp))(shards, Path(out_dir), params.audio)
+    ranges = shard_ranges(len(utts), math.ceil(len(utts) / (4 * fp.workers)))
+    processes = fp.workers if fp.task_runner == "threads" else 0
+    logger.info("prepare: %d source files in %d shards (%s x%d%s)", len(utts), len(ranges),
+                fp.task_runner, fp.workers, f", {processes} processes" if processes > 1 else "")
+    del utts  # the subflow lists the corpus itself: its parameters go to the Prefect server
+    results = _run_shards.with_options(task_runner=task_runner(fp))(
+        str(sources_file), ds.speaker_from_subfolder, ranges, str(out_dir), params.audio, processes)
     prepared = [r for r in results if isinstance(r, P.PreparedInfo)]
     skipped = [r for r in results if isinstance(r, P.SkippedFile)]
     for s in skipped:
@@ -84,7 +125,22 @@ def _skipped_table(skipped: list) -> str:
 
 
 def main() -> None:
-    cli_main(prepare_flow, "Resample, clean and split data/raw/<name> into data/prepared.")
+    global _PREFORKED
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--params", default="params.yaml")
+    try:
+        fp = load_params(ap.parse_known_args()[0].params).features
+    except Exception:  # noqa: BLE001 - cli_main reports a bad params file
+        fp = None
+    if fp is not None and fp.task_runner == "threads" and fp.workers > 1:
+        pool = P.process_pool(fp.workers)  # forked: this process has one thread so far
+        pool.submit(int).result()  # starts every worker now
+        _PREFORKED = (fp.workers, pool)
+    try:
+        cli_main(prepare_flow, "Resample, clean and split data/raw/<name> into data/prepared.")
+    finally:
+        if _PREFORKED is not None:
+            _PREFORKED[1].shutdown(wait=True, cancel_futures=True)
 
 
 if __name__ == "__main__":

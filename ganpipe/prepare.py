@@ -14,11 +14,15 @@ Per file (:func:`prepare_file`), in this order:
    BS.1770-4 integrated loudness (pyloudnorm) to ``loudness_lufs`` and then, if that pushes the
    peak above ``peak_db``, lowers the gain so the peak sits at ``peak_db`` (no clipping; the file is
    then quieter than the target and counted as ``loudness_limited`` in the summary);
-7. write a 16-bit PCM or 32-bit float WAV atomically.
+7. write a 16-bit PCM or 32-bit float WAV: on its own, atomically (:func:`prepare_file`); in a
+   corpus run, as a *new* file (``O_EXCL``, encoded in memory, one write, no fsync) in the staging
+   folder ``.wavs.partial/`` that :func:`write_outputs` renames to ``wavs/`` as a whole before it
+   writes the manifest. A file is never rewritten in place, so a DVC cache that hardlinks the
+   outputs of an earlier run is never written through.
 
-:func:`prepare_corpus` runs that over a corpus in a thread pool (soxr, libsndfile and numpy release
-the GIL), then :func:`write_outputs` assigns the splits (:mod:`ganpipe.split`) and writes, each
-atomically, under ``out_dir``:
+:func:`prepare_corpus` runs that over a corpus in a pool of processes (threads would hold the GIL
+for about a third of the per-file work), then :func:`write_outputs` publishes the wavs, assigns the
+splits (:mod:`ganpipe.split`) and writes, each atomically, under ``out_dir``:
 
 * ``wavs/<speaker>/<utt_id>.wav``
 * ``manifest.csv``: utt_id, speaker, path (relative to out_dir), duration, sample_rate,
@@ -37,11 +41,15 @@ is written.
 
 from __future__ import annotations
 
+import io
+import math
+import multiprocessing
 import os
 import shutil
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +59,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from ganpipe.atomic import atomic_path, write_json
+import soundfile as sf
+
 from ganpipe.audio import AudioError, read_audio, resample, write_audio
 from ganpipe.config import AudioParams, SplitParams
 from ganpipe.datasets.types import SourceUtterance
@@ -69,6 +79,9 @@ MANIFEST_FILE = "manifest.csv"
 SKIPPED_FILE = "skipped.csv"
 SUMMARY_FILE = "summary.json"
 WAVS_DIR = "wavs"
+# Corpus runs write here; write_outputs() renames it to WAVS_DIR, so wavs/ is never half-written.
+STAGING_DIR = ".wavs.partial"
+_WAV_SUBTYPES = {"pcm16": "PCM_16", "float": "FLOAT"}
 
 
 class SkipFile(Exception):
@@ -197,8 +210,34 @@ def _normalise(wav: np.ndarray, sample_rate: int, audio: AudioParams) -> tuple[n
     return (wav * gain).astype(np.float32), _db(gain), bool(limited)
 
 
-def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams) -> PreparedInfo:
-    """Prepare one source file and write it to ``out_path`` (atomically).
+def write_new_wav(path: Path, wav: np.ndarray, sample_rate: int, fmt: str) -> None:
+    """Write a WAV as a *new* file (``O_EXCL``: fails if ``path`` exists, so an existing file,
+    which may be hardlinked into the DVC cache, is never written through). The WAV is encoded in
+    memory (the same bytes libsndfile writes to a file) and written with one call, without the
+    temporary file, rename and fsync of an atomic write: corpus runs write into a staging folder
+    that is published as a whole (:func:`write_outputs`)."""
+    data = np.clip(wav, -1.0, 1.0) if fmt == "pcm16" else wav
+    buf = io.BytesIO()
+    sf.write(buf, data, sample_rate, subtype=_WAV_SUBTYPES[fmt], format="WAV")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    try:
+        view = buf.getbuffer()
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams,
+                 write_to: Path | None = None) -> PreparedInfo:
+    """Prepare one source file and write it to ``out_path`` (atomically), or, with ``write_to``,
+    as a new file at ``write_to`` (:func:`write_new_wav`; ``out_path`` is then where it will be
+    published and what the result records).
 
     Raises :class:`SkipFile` when the input cannot be used; nothing is written then.
     """
@@ -240,7 +279,10 @@ def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams) -> Pr
         raise SkipFile("too_long", f"{seconds:.3f} s{what} > max_seconds {audio.max_seconds:g} s")
     wav = resample(np.ascontiguousarray(wav), sr_in, audio.sample_rate, quality=audio.resample_quality)
     wav, gain_db, limited = _normalise(wav, audio.sample_rate, audio)
-    write_audio(out_path, wav, audio.sample_rate, fmt=audio.output_format)
+    if write_to is None:
+        write_audio(out_path, wav, audio.sample_rate, fmt=audio.output_format)
+    else:
+        write_new_wav(write_to, wav, audio.sample_rate, audio.output_format)
     written = np.clip(wav, -1.0, 1.0) if audio.output_format == "pcm16" else wav
     return PreparedInfo(
         utt_id=utt.utt_id, speaker=utt.speaker, path=str(out_path),
@@ -256,6 +298,12 @@ def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams) -> Pr
 def output_path(out_dir: Path, utt: SourceUtterance) -> Path:
     """Where :func:`prepare_corpus` writes ``utt``: ``out_dir/wavs/<speaker>/<utt_id>.wav``."""
     return Path(out_dir) / WAVS_DIR / utt.speaker / f"{utt.utt_id}.wav"
+
+
+def staging_path(out_dir: Path, utt: SourceUtterance) -> Path:
+    """Where a corpus run writes ``utt`` before :func:`write_outputs` publishes it at
+    :func:`output_path`."""
+    return Path(out_dir) / STAGING_DIR / utt.speaker / f"{utt.utt_id}.wav"
 
 
 def _check_name(kind: str, value: str, utt: SourceUtterance) -> None:
@@ -283,14 +331,14 @@ def check_corpus(utterances: list[SourceUtterance], split: SplitParams) -> None:
 
 
 def clean_outputs(out_dir: Path) -> None:
-    """Remove what a previous run left in ``out_dir``: the wavs folder, manifest, skipped list,
-    summary and stray temporary files of interrupted atomic writes."""
+    """Remove what a previous run left in ``out_dir``: the wavs and staging folders, manifest,
+    skipped list, summary and stray temporary files of interrupted atomic writes."""
     out_dir = Path(out_dir)
-    wavs = out_dir / WAVS_DIR
-    if wavs.is_dir() and not wavs.is_symlink():
-        shutil.rmtree(wavs)
-    elif wavs.exists() or wavs.is_symlink():
-        wavs.unlink()
+    for folder in (out_dir / WAVS_DIR, out_dir / STAGING_DIR):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+        elif folder.exists() or folder.is_symlink():
+            folder.unlink()
     for name in (MANIFEST_FILE, SKIPPED_FILE, SUMMARY_FILE):
         (out_dir / name).unlink(missing_ok=True)
     if out_dir.is_dir():
@@ -314,21 +362,27 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 def _summary(prepared: list[PreparedInfo], splits: Mapping[str, str], skipped: list[SkippedFile],
              audio: AudioParams | None) -> dict[str, Any]:
-    def block(items: Iterable[PreparedInfo]) -> dict[str, Any]:
-        items = list(items)
+    """Counts and hours overall, per split and per speaker: one pass over ``prepared`` (sums are
+    taken in ``prepared`` order, so the numbers do not depend on how the groups are built)."""
+    def block(items: list[PreparedInfo]) -> dict[str, Any]:
         seconds = sum(p.duration for p in items)
         return {"utterances": len(items), "seconds": round(seconds, 3), "hours": round(seconds / 3600, 6)}
 
-    speakers = sorted({p.speaker for p in prepared})
+    by_split: dict[str, list[PreparedInfo]] = {s: [] for s in SPLITS}
+    by_speaker: dict[str, list[PreparedInfo]] = defaultdict(list)
+    speaker_splits: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in prepared:
+        split = splits[p.utt_id]
+        if split in by_split:
+            by_split[split].append(p)
+        by_speaker[p.speaker].append(p)
+        speaker_splits[p.speaker][split] += 1
     summary: dict[str, Any] = {
         **block(prepared),
         "source_files": len(prepared) + len(skipped),
-        "splits": {s: block(p for p in prepared if splits[p.utt_id] == s) for s in SPLITS},
-        "speakers": {
-            spk: {**block(p for p in prepared if p.speaker == spk),
-                  **{s: sum(1 for p in prepared if p.speaker == spk and splits[p.utt_id] == s)
-                     for s in SPLITS}}
-            for spk in speakers},
+        "splits": {s: block(by_split[s]) for s in SPLITS},
+        "speakers": {spk: {**block(by_speaker[spk]), **{s: speaker_splits[spk][s] for s in SPLITS}}
+                     for spk in sorted(by_speaker)},
         "skipped": {"total": len(skipped),
                     "by_reason": dict(sorted(Counter(s.reason for s in skipped).items()))},
         "trimmed_seconds": round(sum(p.trimmed_seconds for p in prepared), 3),
@@ -341,12 +395,14 @@ def _summary(prepared: list[PreparedInfo], splits: Mapping[str, str], skipped: l
 
 def write_outputs(out_dir: Path, prepared: list[PreparedInfo], skipped: list[SkippedFile],
                   split: SplitParams, audio: AudioParams | None = None) -> PrepareResult:
-    """Assign splits and write ``skipped.csv``, ``manifest.csv`` and ``summary.json`` (atomically).
+    """Publish the staged wavs (``.wavs.partial/`` -> ``wavs/``, one rename), assign splits and
+    write ``skipped.csv``, ``manifest.csv`` and ``summary.json`` (atomically).
 
     ``prepared`` paths must lie under ``out_dir``. Raises :class:`PrepareError` when ``prepared`` is
     empty (``skipped.csv`` is written first).
     """
     out_dir = Path(out_dir)
+    _publish_wavs(out_dir)
     skipped = sorted(skipped, key=lambda s: (s.utt_id, s.source_path))
     skipped_df = pd.DataFrame([[s.source_path, s.utt_id, s.reason, s.detail] for s in skipped],
                               columns=SKIPPED_COLUMNS)
@@ -368,16 +424,39 @@ def write_outputs(out_dir: Path, prepared: list[PreparedInfo], skipped: list[Ski
                          prepared=prepared)
 
 
+def _publish_wavs(out_dir: Path) -> None:
+    staged = out_dir / STAGING_DIR
+    if not staged.is_dir():
+        return
+    wavs = out_dir / WAVS_DIR
+    if wavs.is_dir() and not wavs.is_symlink():
+        shutil.rmtree(wavs)
+    elif wavs.exists() or wavs.is_symlink():
+        wavs.unlink()
+    os.replace(staged, wavs)
+
+
 def prepare_shard(utterances: list[SourceUtterance], out_dir: Path, audio: AudioParams
                   ) -> list[PreparedInfo | SkippedFile]:
-    """Prepare a batch of utterances one after the other (a unit of work for a task runner);
-    each into :func:`output_path`. Bad inputs come back as :class:`SkippedFile`."""
+    """Prepare a batch of utterances one after the other (a unit of work for a task runner or a
+    process pool); each is staged at :func:`staging_path` and recorded at :func:`output_path`
+    (:func:`write_outputs` publishes them). Bad inputs come back as :class:`SkippedFile`."""
     return [_prepare_one(utt, Path(out_dir), audio) for utt in utterances]
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes for :func:`prepare_shard`: forked (fast to start) from a
+    single-threaded process, else spawned (forking a process that runs threads, as a Prefect flow
+    does, is unsafe; a spawned worker imports the ``__main__`` module, which needs the usual
+    ``if __name__ == "__main__":`` guard)."""
+    methods = multiprocessing.get_all_start_methods()
+    method = "fork" if threading.active_count() == 1 and "fork" in methods else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
 
 def _prepare_one(utt: SourceUtterance, out_dir: Path, audio: AudioParams) -> PreparedInfo | SkippedFile:
     try:
-        return prepare_file(utt, output_path(out_dir, utt), audio)
+        return prepare_file(utt, output_path(out_dir, utt), audio, write_to=staging_path(out_dir, utt))
     except SkipFile as skip:
         return SkippedFile(utt.utt_id, utt.speaker, str(utt.path), skip.reason, skip.detail)
     except Exception as exc:
@@ -387,7 +466,8 @@ def _prepare_one(utt: SourceUtterance, out_dir: Path, audio: AudioParams) -> Pre
 
 def prepare_corpus(utterances: list[SourceUtterance], out_dir: Path, audio: AudioParams,
                    split: SplitParams, workers: int = 2, progress: bool = True) -> PrepareResult:
-    """Prepare every utterance into ``out_dir`` (see the module doc for the outputs).
+    """Prepare every utterance into ``out_dir`` (see the module doc for the outputs), in a pool of
+    ``workers`` processes (in this process when ``workers`` <= 1).
 
     Stale outputs of an earlier run are removed first. A split list file is checked against the
     whole corpus before any audio is processed.
@@ -396,25 +476,31 @@ def prepare_corpus(utterances: list[SourceUtterance], out_dir: Path, audio: Audi
     utterances = list(utterances)
     check_corpus(utterances, split)
     clean_outputs(out_dir)
-    (out_dir / WAVS_DIR).mkdir(parents=True, exist_ok=True)
+    (out_dir / STAGING_DIR).mkdir(parents=True, exist_ok=True)
 
-    results: list[PreparedInfo | SkippedFile | None] = [None] * len(utterances)
+    results: list[PreparedInfo | SkippedFile] = []
     bar = tqdm(total=len(utterances), desc="prepare", unit="file", disable=not progress)
     try:
         if workers <= 1:
-            for i, utt in enumerate(utterances):
-                results[i] = _prepare_one(utt, out_dir, audio)
+            for utt in utterances:
+                results.append(_prepare_one(utt, out_dir, audio))
                 bar.update(1)
         else:
-            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
-            try:
-                futures: dict[Future[PreparedInfo | SkippedFile], int] = {
-                    pool.submit(_prepare_one, utt, out_dir, audio): i for i, utt in enumerate(utterances)}
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    bar.update(1)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            # chunks: few enough to keep the pickling small, enough to balance the processes
+            size = max(1, min(32, math.ceil(len(utterances) / (4 * workers))))
+            chunks = [utterances[i:i + size] for i in range(0, len(utterances), size)]
+            done: list[list[PreparedInfo | SkippedFile]] = [[] for _ in chunks]
+            with process_pool(workers) as pool:
+                futures: dict[Future[list[PreparedInfo | SkippedFile]], int] = {
+                    pool.submit(prepare_shard, chunk, out_dir, audio): i for i, chunk in enumerate(chunks)}
+                try:
+                    for fut in as_completed(futures):
+                        done[futures[fut]] = fut.result()
+                        bar.update(len(chunks[futures[fut]]))
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+            results = [r for chunk in done for r in chunk]
     finally:
         bar.close()
 
