@@ -10,10 +10,9 @@
   is only ``stat``-ed).
 
 ``data/raw/<name>/sources.json`` tells the prepare stage which folders to read and with which layout.
-The DVC stage runs on every ``dvc repro`` (``always_changed``; its output persists): a re-run is
-cheap (archives verified once, extraction markers, cached hashes) and changes ``data/raw`` only when
-the corpus changed, so an edited ``local`` file re-runs prepare and what follows, and nothing else
-does.
+In ``dvc.yaml`` the stage depends on ``${dataset.local_dir}`` (DVC hashes that folder by content,
+wherever it is), so an edited ``local`` file re-runs this stage, prepare and what follows, and a
+no-op ``dvc repro`` runs nothing.
 """
 
 from __future__ import annotations

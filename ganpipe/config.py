@@ -67,7 +67,9 @@ class DatasetParams(_Strict):
     name: DatasetName = "demo"
     raw_dir: str = "data/raw"
     # dataset 'local': a directory of wav/flac/ogg files; speaker taken from the first sub-folder.
-    local_dir: str | None = None
+    # Always a path: dvc.yaml makes it a dependency of the download stage (DVC hashes the folder,
+    # by content, wherever it is), so its default is the project's own, near-empty data/local.
+    local_dir: str = "data/local"
     speaker_from_subfolder: bool = True
     libritts_subsets: tuple[LibriTTSSubset, ...] = ("dev-clean",)
     demo: DemoParams = DemoParams()
@@ -75,8 +77,9 @@ class DatasetParams(_Strict):
 
     @model_validator(mode="after")
     def _local(self) -> "DatasetParams":
-        if self.name == "local" and not self.local_dir:
-            raise ValueError("dataset.local_dir is required when dataset.name is 'local'")
+        if not self.local_dir:
+            raise ValueError("dataset.local_dir must be a folder (default data/local): dvc.yaml's "
+                             "download stage depends on it")
         if self.name == "libritts" and not self.libritts_subsets:
             raise ValueError("dataset.libritts_subsets must name at least one subset")
         return self

@@ -88,7 +88,7 @@ def test_apply_merges_keeps_comments_and_replaces_overrides(tmp_path):
     assert p.model.variant == "wavegan" and p.model.overrides == {"model_size": 4}
     assert p.train.steps == 100 and p.mel.preset == "hifigan"  # untouched keys stay
     text = params.read_text()
-    assert "# Every knob of ganpipe" in text and "local_dir: null" in text
+    assert "# Every knob of ganpipe" in text and "local_dir: data/local" in text
 
 
 def test_invalid_preset_is_rejected_before_writing(tmp_path):
