@@ -58,11 +58,14 @@ def plots_page(demo_corpus, tmp_path_factory) -> Path:
     shutil.copytree(out / "train", project / "plots" / "train")  # TrainPaths: PNGs beside the CSV
     shutil.copy(out / "c.csv", project / "plots" / "train_loss.csv")
     shutil.copy(REPO_ROOT / "dvc.yaml", project / "dvc.yaml")
+    shutil.copy(REPO_ROOT / "params.yaml", project / "params.yaml")  # dvc.yaml interpolates from it
     (project / ".dvc").mkdir()
     shutil.copy(REPO_ROOT / ".dvc" / "config", project / ".dvc" / "config")
     run(["git", "init", "-q"], project)
-    run(["dvc", "plots", "show"], project, clean_env(DVC_NO_ANALYTICS="1"))
-    return project / "dvc_plots" / "index.html"
+    out = run(["dvc", "plots", "show"], project, clean_env(DVC_NO_ANALYTICS="1"))
+    page = project / "dvc_plots" / "index.html"
+    assert page.is_file(), f"dvc plots show wrote no page:\n{out}"  # DVC exits 0 on a dvc.yaml it cannot parse
+    return page
 
 
 def test_dvc_plots_page_needs_no_network(plots_page: Path):
