@@ -205,12 +205,16 @@ def evaluate_unconditional(loaded: LoadedGenerator, real_clips: np.ndarray, n_ge
 
 # ------------------------------------------------------------------------------------------------
 # two folders of wavs
+class NoPairsError(ValueError):
+    """Folder mode found nothing to score (no common file names, or every pair was unusable)."""
+
+
 def score_folders(ref_dir: str | Path, gen_dir: str | Path) -> dict[str, Any]:
     """Score every ``gen_dir`` wav against the ``ref_dir`` wav of the same name.
 
     Returns ``{"means": {...}, "per_utterance": {name: {...}}, "skipped": [{file, reason}], ...}``.
     Unmatched files, unreadable audio, different sample rates and unusable signals are skipped
-    with their reason.
+    with their reason; when no pair is left, :class:`NoPairsError` names both folders.
     """
     ref_dir, gen_dir = Path(ref_dir), Path(gen_dir)
     for d in (ref_dir, gen_dir):
@@ -239,6 +243,12 @@ def score_folders(ref_dir: str | Path, gen_dir: str | Path) -> dict[str, Any]:
             per[name] = score_pair(ref, gen, sr_r, mels[sr_r], utt=name)
         except MetricInputError as exc:
             skipped.append({"file": name, "reason": str(exc)})
+    if not per:
+        reasons = "; ".join(f"{Path(s['file']).name}: {s['reason']}" for s in skipped[:5])
+        raise NoPairsError(
+            f"no scorable pairs of wavs between --ref {ref_dir} ({len(refs)} wav) and --gen {gen_dir} "
+            f"({len(gens)} wav): files are matched by name"
+            + (f"; skipped {len(skipped)}: {reasons}" + (" ..." if len(skipped) > 5 else "") if skipped else ""))
     means: dict[str, float | None] = {}
     for key in METRIC_KEYS:
         vals = np.array([v[key] for v in per.values()], dtype=float)

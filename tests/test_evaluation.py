@@ -96,3 +96,29 @@ def test_unconditional_evaluation_with_a_saved_wavegan(tmp_path, lj_wavs):
     cfg = MelConfig(sample_rate=bundle.sample_rate)
     emb = mel_embedding(real, cfg)
     assert frechet_distance(emb[:6], emb[6:]) < s["frechet_mel"]
+
+
+def test_folder_mode_with_nothing_to_score_fails_naming_both_folders(tmp_path, lj_wavs):
+    from typer.testing import CliRunner
+
+    from ganpipe.cli import app
+    from ganpipe.evaluation import NoPairsError
+
+    ref, gen = tmp_path / "EMPTY_REF", tmp_path / "EMPTY_GEN"
+    ref.mkdir()
+    gen.mkdir()
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(app, ["evaluate", "--ref", str(ref), "--gen", str(gen), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert str(ref) in result.output and str(gen) in result.output
+    assert not out.exists()
+    # names that do not match: also nothing to score, and the skipped files are named
+    x, sr = sf.read(lj_wavs[0], dtype="float32")
+    sf.write(ref / "a.wav", x, sr)
+    sf.write(gen / "b.wav", x, sr)
+    try:
+        score_folders(ref, gen)
+    except NoPairsError as exc:
+        assert str(ref) in str(exc) and str(gen) in str(exc) and "b.wav: no reference" in str(exc)
+    else:
+        raise AssertionError("score_folders accepted two folders with no pair")
