@@ -1,8 +1,9 @@
 """Evaluate flow: objective metrics of models/generator.pt -> metrics/eval.json + reports/eval/.
 
 Vocoders: copy-synthesis of the evaluation split, scored per utterance (MCD, MR-STFT, log-mel L1,
-PESQ, F0 RMSE, V/UV F1) and averaged; real-time factor on the evaluation device. Unconditional
-variants: Fréchet distance in a mel-statistics embedding and NDB (see ganpipe/evaluation.py).
+PESQ, F0 RMSE, V/UV F1) and averaged; real-time factor on the evaluation device; Griffin-Lim from
+the same mel scored beside it (``griffin_lim`` in metrics/eval.json, evaluation.griffin_lim_iterations).
+Unconditional variants: Fréchet distance in a mel-statistics embedding and NDB (see ganpipe/evaluation.py).
 Everything is also logged to the training run in MLflow.
 """
 
@@ -21,7 +22,7 @@ from ganpipe.atomic import atomic_path, write_json
 from ganpipe.config import Params, load_params
 from ganpipe.generator_io import load_generator
 from ganpipe.mel import MelConfig, MelSpectrogram
-from ganpipe.metrics import METRIC_KEYS
+from ganpipe.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from ganpipe.plots import plot_histograms, plot_mels
 from ganpipe.prepare import read_manifest
 
@@ -48,7 +49,7 @@ def score(params: Params, generator: str, prepared: str) -> E.EvalResult:
         raise ValueError(f"evaluation.split '{ev.split}' has no utterances in {prepared}/manifest.csv")
     if loaded.bundle.kind == "vocoder":
         items = [(r.utt_id, str(Path(prepared) / r.path), r.speaker) for r in rows.itertuples()]
-        return E.evaluate_vocoder(loaded, items, device, ev.samples_to_save)
+        return E.evaluate_vocoder(loaded, items, device, ev.samples_to_save, ev.griffin_lim_iterations)
     length = 16384 if loaded.bundle.variant == "wavegan" else loaded.generator.spectrogram.audio_length
     if loaded.bundle.variant == "mel_mlp_gan":
         raise ValueError("mel_mlp_gan generates single mel frames; evaluate it through a vocoder "
@@ -74,12 +75,39 @@ def write_report(result: E.EvalResult, out_dir: Path, loaded_sr: int, mel_config
 
     for name, gen, ref in result.samples:
         E.write_wav(out_dir / "samples" / f"{name}_generated.wav", gen, loaded_sr)
+        if name in result.baseline_samples:
+            E.write_wav(out_dir / "samples" / f"{name}_griffin_lim.wav", result.baseline_samples[name], loaded_sr)
         if ref is not None:
             E.write_wav(out_dir / "samples" / f"{name}_reference.wav", ref, loaded_sr)
             if mel is not None:
                 with torch.inference_mode():
                     plot_mels(out_dir / "samples" / f"{name}_mel.png", mel(torch.from_numpy(ref)).numpy(),
                               mel(torch.from_numpy(gen.astype(np.float32))).numpy(), title=name)
+
+
+def mlflow_metrics(summary: dict) -> dict[str, float]:
+    """The numbers of ``summary`` as MLflow metrics: ``eval_<key>``, and ``eval_griffin_lim_<key>``
+    for the baseline's."""
+    def numbers(d: dict, prefix: str) -> dict[str, float]:
+        return {f"{prefix}{k}": float(v) for k, v in d.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
+
+    return {**numbers(summary, "eval_"), **numbers(summary.get("griffin_lim") or {}, "eval_griffin_lim_")}
+
+
+def baseline_line(summary: dict) -> str | None:
+    """One line comparing the model with the Griffin-Lim baseline (None without a baseline)."""
+    gl = summary.get("griffin_lim")
+    if not gl:
+        return None
+    parts = []
+    for key in ("mcd", "mrstft", "pesq"):
+        m, b = summary.get(key), gl.get(key)
+        if m is None or b is None:
+            continue
+        better = (m > b) if HIGHER_IS_BETTER[key] else (m < b)
+        parts.append(f"{key} {m:.3f} vs {b:.3f} ({'better' if better else 'WORSE'})")
+    return f"model vs Griffin-Lim ({gl['iterations']} iterations, same mel): " + ", ".join(parts)
 
 
 def log_to_mlflow(params: Params, run_id: str | None, summary: dict, out_dir: Path) -> None:
@@ -91,8 +119,7 @@ def log_to_mlflow(params: Params, run_id: str | None, summary: dict, out_dir: Pa
 
     setup_mlflow(params.tracking)
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({f"eval_{k}": float(v) for k, v in summary.items()
-                            if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)})
+        mlflow.log_metrics(mlflow_metrics(summary))
         mlflow.log_artifacts(str(out_dir), artifact_path="eval")
 
 
@@ -113,8 +140,11 @@ def evaluate_flow(params_path: str = "params.yaml", generator: str = "models/gen
     write_json(metrics_path, summary)
     for s in result.skipped:
         logger.warning("skipped %s: %s", s.get("utt_id"), s.get("reason"))
+    line = baseline_line(summary)
+    if line:
+        logger.info(line)
     log_to_mlflow(params, loaded.meta.get("run_id"), summary, Path(out_dir))
-    publish("evaluate-summary", f"Evaluation: {loaded.bundle.variant}", summary)
+    publish("evaluate-summary", f"Evaluation: {loaded.bundle.variant}", summary, extra=line or "")
     return summary
 
 

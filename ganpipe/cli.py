@@ -101,11 +101,11 @@ def evaluate(
         typer.secho("error: folder mode needs --ref, --gen and --out", fg="red", err=True)
         raise typer.Exit(2)
     from ganpipe.atomic import write_json
-    from ganpipe.evaluation import score_folders
+    from ganpipe.evaluation import NoPairsError, score_folders
 
     try:
         result = score_folders(ref, gen)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NoPairsError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
     write_json(out, result)

@@ -246,6 +246,8 @@ class EvaluationParams(_Strict):
     max_utterances: int | None = Field(None, ge=1)  # null = the whole split
     samples_to_save: int = Field(4, ge=0)  # generated wavs + mel plots kept for listening
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Vocoders: Griffin-Lim from the same mel, scored beside the model (0 = no baseline)
+    griffin_lim_iterations: int = Field(32, ge=0, le=1000)
     # Unconditional variants: generated clips compared with the split's clips.
     generated_clips: int = Field(64, ge=2)
     ndb_bins: int = Field(10, ge=2)

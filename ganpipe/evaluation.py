@@ -6,6 +6,10 @@ output is scored against the original with :func:`ganpipe.metrics.score_pair` (M
 log-mel L1, PESQ, F0 RMSE, V/UV F1). Synthesis time gives the real-time factor (audio seconds per
 second of synthesis, on the evaluation device).
 
+Baseline (vocoders, ``evaluation.griffin_lim_iterations`` > 0): the same mel of each utterance also
+goes through Griffin-Lim (:mod:`ganpipe.griffin_lim`) and is scored against the same reference; the
+means are reported beside the model's under ``griffin_lim`` (a vocoder worth its training beats them).
+
 Unconditional variants (no reference pairs): generated clips are compared with the split's real
 clips as distributions, in a fixed embedding that needs no download: the per-clip mean and standard
 deviation of each log-mel bin (2 x n_mels numbers, the project mel at the model's sample rate).
@@ -46,6 +50,7 @@ class EvalResult:
     per_item: pd.DataFrame
     skipped: list[dict[str, str]] = field(default_factory=list)
     samples: list[tuple[str, np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    baseline_samples: dict[str, np.ndarray] = field(default_factory=dict)  # utt -> Griffin-Lim wav
 
 
 # ------------------------------------------------------------------------------------------------
@@ -61,14 +66,19 @@ class CopySynthesizer:
         self.min_frames = loaded.bundle.min_frames or 1
 
     @torch.inference_mode()
-    def __call__(self, wav: np.ndarray, speaker: int | None = None) -> np.ndarray:
+    def mel_input(self, wav: np.ndarray) -> torch.Tensor:
+        """The generator's input for ``wav``: ``(n_mels, frames)`` (padded to the minimum length)."""
         hop = self.loaded.mel_config.hop_length
         x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).to(self.device)
         if x.shape[0] < self.min_frames * hop:
             x = torch.nn.functional.pad(x, (0, self.min_frames * hop - x.shape[0]))
-        mel = self.mel(x).unsqueeze(0)
+        return self.mel(x)
+
+    @torch.inference_mode()
+    def __call__(self, wav: np.ndarray, speaker: int | None = None, mel: torch.Tensor | None = None) -> np.ndarray:
+        mel = self.mel_input(wav) if mel is None else mel
         kw = {"speaker": torch.tensor([speaker], device=self.device)} if speaker is not None else {}
-        out = self.generator(mel, **kw)[0, 0].float().cpu().numpy()
+        out = self.generator(mel.unsqueeze(0), **kw)[0, 0].float().cpu().numpy()
         return out[: len(wav)]
 
 
@@ -77,10 +87,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _means(per_item: pd.DataFrame, prefix: str = "") -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key in METRIC_KEYS:
+        vals = per_item[prefix + key].to_numpy(dtype=float) if len(per_item) else np.array([])
+        finite = vals[np.isfinite(vals)]
+        out[key] = round(float(finite.mean()), 6) if len(finite) else None
+    return out
+
+
 def evaluate_vocoder(loaded: LoadedGenerator, items: list[tuple[str, str, str]], device: str = "cpu",
-                     keep_samples: int = 4) -> EvalResult:
-    """``items``: (utt_id, wav path, speaker name). Scores copy-synthesis of each utterance."""
+                     keep_samples: int = 4, griffin_lim_iterations: int = 0) -> EvalResult:
+    """``items``: (utt_id, wav path, speaker name). Scores copy-synthesis of each utterance and, with
+    ``griffin_lim_iterations`` > 0, Griffin-Lim from the same mel (``summary["griffin_lim"]``,
+    per-item columns ``griffin_lim_<metric>``)."""
+    from ganpipe.griffin_lim import GriffinLimVocoder
+
     synth = CopySynthesizer(loaded, device)
+    baseline = GriffinLimVocoder(loaded.mel_config, loaded.mel_stats, griffin_lim_iterations) \
+        if griffin_lim_iterations > 0 else None
+    baseline_samples: dict[str, np.ndarray] = {}
     sr = loaded.mel_config.sample_rate
     metric_mel = MelSpectrogram(MelConfig.from_dict({**loaded.mel_config.to_dict(), "normalize": "none"}))
     label_of = {n: i for i, n in enumerate(loaded.label_names)}
@@ -101,27 +127,33 @@ def evaluate_vocoder(loaded: LoadedGenerator, items: list[tuple[str, str, str]],
             skipped.append({"utt_id": utt, "path": path, "reason": f"speaker {speaker!r} unknown to the model"})
             continue
         t0 = time.perf_counter()
-        gen = synth(ref, label_of.get(speaker) if conditional else None)
+        mel = synth.mel_input(ref)
+        gen = synth(ref, label_of.get(speaker) if conditional else None, mel=mel)
         _sync(synth.device)
         synth_seconds += time.perf_counter() - t0
         audio_seconds += len(ref) / sr
         try:
             scores = score_pair(ref, gen, sr, metric_mel, utt=utt)
+            if baseline is not None:  # the same mel, the same reference
+                gl = baseline(mel)[: len(ref)]
+                scores.update({f"griffin_lim_{k}": v for k, v in score_pair(ref, gl, sr, metric_mel, utt=utt).items()})
         except MetricInputError as exc:
             skipped.append({"utt_id": utt, "path": path, "reason": str(exc)})
             continue
         rows.append({"utt_id": utt, "speaker": speaker, "seconds": round(len(ref) / sr, 4), **scores})
         if len(samples) < keep_samples:
             samples.append((utt, gen, ref))
-    per_item = pd.DataFrame(rows, columns=["utt_id", "speaker", "seconds", *METRIC_KEYS])
+            if baseline is not None:
+                baseline_samples[utt] = gl
+    columns = [*METRIC_KEYS, *([f"griffin_lim_{k}" for k in METRIC_KEYS] if baseline is not None else [])]
+    per_item = pd.DataFrame(rows, columns=["utt_id", "speaker", "seconds", *columns])
     summary: dict[str, Any] = {"kind": "vocoder", "utterances": len(rows), "skipped": len(skipped)}
-    for key in METRIC_KEYS:
-        vals = per_item[key].to_numpy(dtype=float) if len(per_item) else np.array([])
-        finite = vals[np.isfinite(vals)]
-        summary[key] = round(float(finite.mean()), 6) if len(finite) else None
+    summary.update(_means(per_item))
     summary["rtf"] = round(audio_seconds / synth_seconds, 3) if synth_seconds > 0 else None
     summary["device"] = str(synth.device)
-    return EvalResult(summary, per_item, skipped, samples)
+    if baseline is not None:
+        summary["griffin_lim"] = {"iterations": griffin_lim_iterations, **_means(per_item, "griffin_lim_")}
+    return EvalResult(summary, per_item, skipped, samples, baseline_samples)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,12 +237,16 @@ def evaluate_unconditional(loaded: LoadedGenerator, real_clips: np.ndarray, n_ge
 
 # ------------------------------------------------------------------------------------------------
 # two folders of wavs
+class NoPairsError(ValueError):
+    """Folder mode found nothing to score (no common file names, or every pair was unusable)."""
+
+
 def score_folders(ref_dir: str | Path, gen_dir: str | Path) -> dict[str, Any]:
     """Score every ``gen_dir`` wav against the ``ref_dir`` wav of the same name.
 
     Returns ``{"means": {...}, "per_utterance": {name: {...}}, "skipped": [{file, reason}], ...}``.
     Unmatched files, unreadable audio, different sample rates and unusable signals are skipped
-    with their reason.
+    with their reason; when no pair is left, :class:`NoPairsError` names both folders.
     """
     ref_dir, gen_dir = Path(ref_dir), Path(gen_dir)
     for d in (ref_dir, gen_dir):
@@ -239,6 +275,12 @@ def score_folders(ref_dir: str | Path, gen_dir: str | Path) -> dict[str, Any]:
             per[name] = score_pair(ref, gen, sr_r, mels[sr_r], utt=name)
         except MetricInputError as exc:
             skipped.append({"file": name, "reason": str(exc)})
+    if not per:
+        reasons = "; ".join(f"{Path(s['file']).name}: {s['reason']}" for s in skipped[:5])
+        raise NoPairsError(
+            f"no scorable pairs of wavs between --ref {ref_dir} ({len(refs)} wav) and --gen {gen_dir} "
+            f"({len(gens)} wav): files are matched by name"
+            + (f"; skipped {len(skipped)}: {reasons}" + (" ..." if len(skipped) > 5 else "") if skipped else ""))
     means: dict[str, float | None] = {}
     for key in METRIC_KEYS:
         vals = np.array([v[key] for v in per.values()], dtype=float)

@@ -34,6 +34,8 @@ def test_pwg_preset_and_override():
     ({"split": {"valid_fraction": 0.6, "test_fraction": 0.5}}, ["valid_fraction + test_fraction"]),
     ({"features": {"task_runner": "ray"}}, ["features.task_runner", "'threads'", "'dask'"]),
     ({"mel": {"preset": "custom", "n_fft": 512}}, ["custom", "hop_length"]),
+    ({"evaluation": {"griffin_lim_iterations": -1}}, ["evaluation.griffin_lim_iterations", "0"]),
+    ({"evaluation": {"griffin_lim_iterations": "many"}}, ["evaluation.griffin_lim_iterations", "integer"]),
 ])
 def test_bad_values_name_key_and_allowed_values(data, needles):
     with pytest.raises(ConfigError) as exc:

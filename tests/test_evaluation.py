@@ -96,3 +96,91 @@ def test_unconditional_evaluation_with_a_saved_wavegan(tmp_path, lj_wavs):
     cfg = MelConfig(sample_rate=bundle.sample_rate)
     emb = mel_embedding(real, cfg)
     assert frechet_distance(emb[:6], emb[6:]) < s["frechet_mel"]
+
+
+def test_folder_mode_with_nothing_to_score_fails_naming_both_folders(tmp_path, lj_wavs):
+    from typer.testing import CliRunner
+
+    from ganpipe.cli import app
+    from ganpipe.evaluation import NoPairsError
+
+    ref, gen = tmp_path / "EMPTY_REF", tmp_path / "EMPTY_GEN"
+    ref.mkdir()
+    gen.mkdir()
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(app, ["evaluate", "--ref", str(ref), "--gen", str(gen), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert str(ref) in result.output and str(gen) in result.output
+    assert not out.exists()
+    # names that do not match: also nothing to score, and the skipped files are named
+    x, sr = sf.read(lj_wavs[0], dtype="float32")
+    sf.write(ref / "a.wav", x, sr)
+    sf.write(gen / "b.wav", x, sr)
+    try:
+        score_folders(ref, gen)
+    except NoPairsError as exc:
+        assert str(ref) in str(exc) and str(gen) in str(exc) and "b.wav: no reference" in str(exc)
+    else:
+        raise AssertionError("score_folders accepted two folders with no pair")
+
+
+def test_griffin_lim_baseline_is_scored_beside_the_model(tmp_path, lj_wavs):
+    from flows.evaluate import baseline_line, mlflow_metrics
+
+    torch.manual_seed(0)
+    bundle = build("hifigan_v3", **TINY_OVERRIDES["hifigan_v3"])
+    stats = {"mean": np.zeros(80, np.float32), "std": np.ones(80, np.float32)}
+    path = tmp_path / "g.pt"
+    save_generator(path, bundle, bundle.generator, MelConfig(), stats, ["LJ"], step=1, run_id=None)
+    items = []
+    for w in lj_wavs[:2]:  # 1.5 s excerpts: the metrics' cost grows with the length
+        x, sr = sf.read(w, dtype="float32")
+        sf.write(tmp_path / w.name, x[sr: sr + 3 * sr // 2], sr)
+        items.append((w.stem, str(tmp_path / w.name), "LJ"))
+    loaded = load_generator(path)
+    result = evaluate_vocoder(loaded, items, keep_samples=1, griffin_lim_iterations=8)
+    s = result.summary
+    gl = s["griffin_lim"]
+    assert gl["iterations"] == 8 and set(METRIC_KEYS) <= set(gl)
+    assert all(f"griffin_lim_{k}" in result.per_item.columns for k in METRIC_KEYS)
+    # an untrained generator is far below the signal-processing floor
+    assert gl["mcd"] < s["mcd"] and gl["mrstft"] < s["mrstft"] and gl["pesq"] > s["pesq"]
+    assert list(result.baseline_samples) == [lj_wavs[0].stem]
+    assert len(result.baseline_samples[lj_wavs[0].stem]) == len(result.samples[0][1])
+    flat = mlflow_metrics(s)
+    assert flat["eval_mcd"] == s["mcd"] and flat["eval_griffin_lim_mcd"] == gl["mcd"]
+    assert "mcd" in baseline_line(s) and "WORSE" in baseline_line(s)
+    # off: no baseline, no extra columns
+    off = evaluate_vocoder(loaded, items[:1], keep_samples=0, griffin_lim_iterations=0)
+    assert "griffin_lim" not in off.summary and baseline_line(off.summary) is None
+    assert "griffin_lim_mcd" not in off.per_item.columns
+
+
+def test_griffin_lim_inverts_both_mel_presets_sample_aligned(lj_wavs):
+    from ganpipe.config import MEL_PRESETS
+    from ganpipe.griffin_lim import GriffinLimVocoder
+    from ganpipe.mel import MelSpectrogram
+    from ganpipe.metrics import score_pair
+
+    x, sr = sf.read(lj_wavs[0], dtype="float32")
+    x = x[: 2 * sr]
+    metric_mel = MelSpectrogram(MelConfig())
+    wav = torch.from_numpy(x)
+    pwg = MelConfig(**MEL_PRESETS["pwg"])
+    raw = MelSpectrogram(MelConfig(**{**MEL_PRESETS["pwg"], "normalize": "none"}))(wav)
+    stats = {"mean": raw.mean(dim=1).numpy(), "std": raw.std(dim=1).numpy()}
+    for config, st in ((MelConfig(), None), (pwg, stats)):
+        mel = MelSpectrogram(config, st)(wav)
+        y = GriffinLimVocoder(config, st, n_iter=16)(mel)
+        assert y.dtype == np.float32 and len(y) == mel.shape[1] * config.hop_length
+        scores = score_pair(x[: len(y)], y, sr, metric_mel)
+        assert scores["mcd"] < 10.0 and scores["mrstft"] < 2.5 and scores["pesq"] > 2.0, (config, scores)
+        # sample-aligned with the reference: the envelopes agree best without a shift
+        env = lambda s: np.convolve(np.abs(s), np.ones(256) / 256, mode="same")  # noqa: E731
+        e_ref, e_gen = env(x[: len(y)]), env(y)
+        corr = {lag: np.corrcoef(e_ref[2000 + lag: -2000 + lag], e_gen[2000:-2000])[0, 1] for lag in (-128, 0, 128)}
+        assert corr[0] > max(corr[-128], corr[128]), corr
+    # the normalisation must be undone: the normalised pwg mel read as a plain log10 mel is garbage
+    mel = MelSpectrogram(pwg, stats)(wav)
+    y = GriffinLimVocoder(pwg, None, n_iter=16)(mel)
+    assert score_pair(x[: len(y)], y, sr, metric_mel)["mcd"] > 20.0

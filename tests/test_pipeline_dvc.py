@@ -50,6 +50,8 @@ def test_dvc_repro_end_to_end(fresh_repo: Path, prefect_env: dict[str, str]):
     assert train["steps"] == 6 and (repo / "models/generator.pt").is_file()
     ev = json.loads((repo / "metrics/eval.json").read_text())
     assert ev["utterances"] == 1 and ev["mcd"] > 0 and ev["variant"] == "hifigan_v3"
+    assert ev["griffin_lim"]["iterations"] == 32 and ev["griffin_lim"]["mcd"] > 0  # the baseline beside it
+    assert list((repo / "reports/eval/samples").glob("*_griffin_lim.wav"))
     assert list((repo / "checkpoints").glob("hifigan_v3-*/step_*.pt"))
     assert "metrics/eval.json" in run(["dvc", "metrics", "show"], repo, env)
     reg = json.loads((repo / "metrics/register.json").read_text())
