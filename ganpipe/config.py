@@ -8,7 +8,7 @@ offending key (dotted path) and, where the choice is closed, the allowed values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Annotated, TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -224,6 +224,8 @@ class TrainParams(_Strict):
     lambda_ac: float = Field(1.0, ge=0.0)
     critic_steps: int | Auto = "auto"  # discriminator updates per generator update
     discriminator_start_step: int | Auto = "auto"  # two-stage training: G alone before this step
+    mel_loss_fmax: Annotated[float, Field(gt=0.0)] | None | Auto = "auto"  # mel L1 loss band's top (Hz); null = full band
+    fm_include_final: bool | Auto = "auto"  # feature matching counts each discriminator's final output too
     grad_clip: float = Field(0.0, ge=0.0)  # 0 = off
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = off; else EMA of generator weights
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast (CUDA or CPU); fp16 adds a GradScaler

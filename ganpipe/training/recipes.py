@@ -32,18 +32,29 @@ class Recipe:
     critic_steps: int = 1
     discriminator_start_step: int = 0
     segment_samples: int = 8192
+    # mel L1 loss band: its upper edge in Hz, None = the full band (sample_rate / 2); the rest of the
+    # loss mel (n_fft, hop, window, n_mels, fmin, log) is the project's feature mel
+    mel_loss_fmax: float | None = None
+    # feature matching over every discriminator layer *and* its final output (jik876's feature_loss
+    # on fmap, which ends with the output map), or the hidden layers only (MelGAN; the toolkit's
+    # include_final_outputs: false)
+    fm_include_final: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+# jik876 config_v1.json + train.py: AdamW (its default weight decay 0.01), ExponentialLR 0.999 per
+# epoch, mel loss on the full band (fmax_for_loss: null), feature_loss over fmaps incl. the outputs
 _HIFIGAN = Recipe("lsgan", "adamw", 2e-4, 2e-4, (0.8, 0.99), weight_decay=0.01, lr_decay_per_epoch=0.999,
-                  lambda_mel=45.0, lambda_fm=2.0, segment_samples=8192)
+                  lambda_mel=45.0, lambda_fm=2.0, segment_samples=8192, mel_loss_fmax=None, fm_include_final=True)
 RECIPES: dict[str, Recipe] = {
     "hifigan_v1": _HIFIGAN,
     "hifigan_v2": _HIFIGAN,
     "hifigan_v3": _HIFIGAN,
-    "melgan": Recipe("hinge", "adam", 1e-4, 1e-4, (0.5, 0.9), lambda_fm=10.0, segment_samples=8192),
+    # descript/melgan-neurips: feature matching over D_fake[i][:-1] (the hidden layers only)
+    "melgan": Recipe("hinge", "adam", 1e-4, 1e-4, (0.5, 0.9), lambda_fm=10.0, segment_samples=8192,
+                     fm_include_final=False),
     "multiband_melgan": Recipe("lsgan", "adam", 1e-3, 5e-4, (0.9, 0.999), eps=1e-7, lambda_adv=2.5,
                                lambda_stft=1.0, subband_stft=True, discriminator_start_step=200_000,
                                segment_samples=16384),
@@ -55,7 +66,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 _OVERRIDABLE = ("adversarial_loss", "lr_generator", "lr_discriminator", "lambda_mel", "lambda_fm",
-                "lambda_adv", "lambda_stft", "critic_steps", "discriminator_start_step", "segment_samples")
+                "lambda_adv", "lambda_stft", "critic_steps", "discriminator_start_step", "segment_samples", "mel_loss_fmax", "fm_include_final")
 
 
 def resolve(variant: str, train: TrainParams) -> Recipe:

@@ -209,6 +209,23 @@ def run_key(params: Params, mel: MelConfig, features_dir: Path | None = None) ->
     return f"{params.model.variant}-{h.hexdigest()[:10]}"
 
 
+def mel_loss_config(mel: MelConfig, recipe: Recipe) -> MelConfig:
+    """The mel of the L1 loss: the feature mel over the recipe's band (``None``: up to Nyquist), unnormalised."""
+    import dataclasses
+
+    fmax = recipe.mel_loss_fmax if recipe.mel_loss_fmax is not None else mel.sample_rate / 2
+    return dataclasses.replace(mel, fmax=float(fmax), normalize="none")
+
+
+def feature_maps(real: DiscriminatorOutput, fake: DiscriminatorOutput, include_final: bool
+                 ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """The per-discriminator feature maps that feature matching compares (with the outputs, if asked)."""
+    if not include_final:
+        return real.features, fake.features
+    return ([f + [o] for f, o in zip(real.features, real.logits)],
+            [f + [o] for f, o in zip(fake.features, fake.logits)])
+
+
 def build_bundle(params: Params, n_labels: int, mel: MelConfig) -> ModelBundle:
     m = params.model
     overrides = dict(m.overrides)
@@ -321,7 +338,8 @@ class Trainer:
             raise ValueError(f"train.precision: fp16 needs a GradScaler, which torch {torch.__version__} does "
                              f"not provide on {self.device.type}; use train.precision: fp32 or bf16")
         self.ema = copy.deepcopy(self.G).eval() if t.ema_decay > 0 else None
-        self.mel_fn = MelSpectrogram(self.mel_config).to(self.device)
+        self.mel_fn = MelSpectrogram(self.mel_config).to(self.device)  # the feature mel: validation
+        self.mel_loss_fn = MelSpectrogram(mel_loss_config(self.mel_config, self.recipe)).to(self.device)
         self.mrstft = MultiResolutionSTFT().to(self.device)
         self.mrstft_sub = MultiResolutionSTFT(SUBBAND_RESOLUTIONS).to(self.device)
         self.step, self.epoch, self.skipped_steps, self.bad_streak = 0, 0, 0, 0
@@ -541,7 +559,7 @@ class Trainer:
         loss = r.lambda_adv * adv
         parts = {"g_adv": adv.detach()}
         if out_r is not None:
-            fm = L.feature_matching(out_r.features, out_f.features)
+            fm = L.feature_matching(*feature_maps(out_r, out_f, r.fm_include_final))
             loss = loss + r.lambda_fm * fm
             parts["g_fm"] = fm.detach()
         if self.params.model.ac_gan:
@@ -573,7 +591,7 @@ class Trainer:
                     self._skip_d()
         loss_g = fake.new_zeros(())
         if r.lambda_mel > 0:
-            mel_l1 = torch.mean(torch.abs(self.mel_fn(fake.squeeze(1)) - self.mel_fn(wav.squeeze(1))))
+            mel_l1 = torch.mean(torch.abs(self.mel_loss_fn(fake.squeeze(1)) - self.mel_loss_fn(wav.squeeze(1))))
             loss_g = loss_g + r.lambda_mel * mel_l1
             logs["g_mel_l1"] = mel_l1.detach()
         if r.lambda_stft > 0:
