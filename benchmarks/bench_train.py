@@ -259,7 +259,7 @@ def main() -> None:
     load = CpuLoad()
     results = []
     with tempfile.TemporaryDirectory(prefix="ganpipe-bench-train-") as tmp:
-        segment = max([args.segment or 0] + [RECIPES[v].segment_samples for v in args.variants])
+        segment = max([args.segment or 0] + [next(iter(RECIPES[v].values())).segment_samples for v in args.variants])
         paths, source = write_corpus(Path(tmp), args.data, n_utts=5, seconds=max(2.0, segment / 22050 + 0.5))
         print(f"corpus: {source}")
         header = (f"  {'config':<14} {'steps/s':>8} {'(median)':>9} {'audio s/s':>9} {'mel frames/s':>12} "

@@ -8,7 +8,7 @@ offending key (dotted path) and, where the choice is closed, the allowed values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Annotated, TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -210,12 +210,24 @@ class TrainParams(_Strict):
     (ganpipe/training/recipes.py)."""
 
     steps: int = Field(300, ge=1)
-    batch_size: int = Field(4, ge=1)
+    # auto = jik876's for HiFi-GAN (the paper's code), else the ParallelWaveGAN toolkit's LJSpeech
+    # recipe (WaveGAN/SpecGAN/mel_mlp_gan: their papers'); pwg = the toolkit's hifigan.v1.yaml for HiFi-GAN
+    recipe: Literal["auto", "jik876", "pwg", "paper"] = "auto"
+    batch_size: Annotated[int, Field(ge=1)] | Auto = "auto"
     segment_samples: int | Auto = "auto"  # vocoders: audio samples per example (multiple of hop)
     adversarial_loss: Literal["auto", "bce", "lsgan", "hinge", "wgan-gp"] = "auto"
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # one-sided, on real labels (bce)
     lr_generator: float | Auto = "auto"
     lr_discriminator: float | Auto = "auto"
+    optimizer: Literal["auto", "adam", "adamw", "radam"] = "auto"
+    adam_betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] | Auto = "auto"
+    adam_eps: Annotated[float, Field(gt=0.0)] | Auto = "auto"
+    weight_decay: Annotated[float, Field(ge=0.0)] | Auto = "auto"
+    amsgrad: bool | Auto = "auto"
+    scheduler: Literal["auto", "exponential_per_epoch", "step", "multistep"] = "auto"
+    lr_gamma: Annotated[float, Field(gt=0.0, le=1.0)] | Auto = "auto"
+    lr_step_size: Annotated[int, Field(ge=1)] | Auto = "auto"  # scheduler: step (updates)
+    lr_milestones: list[Annotated[int, Field(ge=1)]] | Auto = "auto"  # scheduler: multistep (updates)
     lambda_mel: float | Auto = "auto"
     lambda_fm: float | Auto = "auto"
     lambda_adv: float | Auto = "auto"
@@ -224,7 +236,13 @@ class TrainParams(_Strict):
     lambda_ac: float = Field(1.0, ge=0.0)
     critic_steps: int | Auto = "auto"  # discriminator updates per generator update
     discriminator_start_step: int | Auto = "auto"  # two-stage training: G alone before this step
-    grad_clip: float = Field(0.0, ge=0.0)  # 0 = off
+    mel_loss_fmax: Annotated[float, Field(gt=0.0)] | None | Auto = "auto"  # mel L1 loss band's top (Hz); null = full band
+    fm_include_final: bool | Auto = "auto"  # feature matching counts each discriminator's final output too
+    average_by_discriminators: bool | Auto = "auto"  # adversarial/feature losses: mean over sub-discriminators
+    update_order: Literal["auto", "d_first", "g_first"] = "auto"
+    grad_clip_generator: Annotated[float, Field(ge=0.0)] | Auto = "auto"  # max grad norm, 0 = off
+    grad_clip_discriminator: Annotated[float, Field(ge=0.0)] | Auto = "auto"
+    grad_clip: float = Field(0.0, ge=0.0)  # > 0: both networks at this norm (where grad_clip_* are auto)
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = off; else EMA of generator weights
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast (CUDA or CPU); fp16 adds a GradScaler
     compile: bool = False  # torch.compile of the generator/discriminator forwards

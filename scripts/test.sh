@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Test command: set up the environment, then run the test suite. Extra arguments go to pytest.
+# Test command: set up the environment, install the test-only reference oracles
+# (requirements-test.lock, a stamp of their own), then run the test suite. Extra arguments go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
+TEST_STAMP=".venv/.ganpipe-test-lock.sha256"
+TEST_WANT="$(sha256sum < requirements-test.lock | cut -d' ' -f1)"
+if [ "$(cat "$TEST_STAMP" 2>/dev/null)" != "$TEST_WANT" ]; then
+  echo "[test] installing the reference oracles from requirements-test.lock (tests only)"
+  python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -r requirements-test.lock
+  echo "$TEST_WANT" > "$TEST_STAMP"
+fi
 python -m pytest "$@"

@@ -38,6 +38,9 @@ def project(tmp_path: Path) -> Path:
         stub.chmod(0o755)
     lock = (root / "requirements.lock").read_bytes() + (root / "pyproject.toml").read_bytes()
     (root / ".venv" / ".ganpipe-lock.sha256").write_text(hashlib.sha256(lock).hexdigest() + "\n")
+    (root / "requirements-test.lock").write_text("oracle==1\n")
+    test_lock = (root / "requirements-test.lock").read_bytes()
+    (root / ".venv" / ".ganpipe-test-lock.sha256").write_text(hashlib.sha256(test_lock).hexdigest() + "\n")
     return root
 
 
@@ -107,3 +110,21 @@ def test_test_and_repro_scripts_run_in_the_venv_and_stop_at_the_first_error(tmp_
         (root / "scripts" / f"broken-{script}").write_text(failing)
         res = bash(f'bash "{root}/scripts/broken-{script}"', tmp_path, **env)
         assert res.returncode != 0 and "REACHED" not in res.stdout, (script, res.stdout)
+
+
+def test_only_the_test_command_installs_the_test_oracles_pinned_and_once(tmp_path: Path):
+    """requirements-test.lock (the reference oracles) is installed by scripts/test.sh when its stamp
+    is stale, without dependencies; scripts/repro.sh (the main job) never installs it."""
+    root = project(tmp_path)
+    (root / "requirements-test.lock").write_text("oracle==2\n")
+    env = {"GANPIPE_PREFECT_SERVER": "0"}
+    res = bash(f'"{root}/scripts/repro.sh" train', tmp_path, **env)
+    assert res.returncode == 0, res.stderr
+    assert (root / "calls.log").read_text().splitlines() == ["dvc repro train"]
+    (root / "calls.log").unlink()
+    for _ in range(2):
+        res = bash(f'"{root}/scripts/test.sh" -k x', tmp_path, **env)
+        assert res.returncode == 0, res.stderr
+    calls = (root / "calls.log").read_text().splitlines()
+    assert calls == ["python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation "
+                     "-r requirements-test.lock", "python -m pytest -k x", "python -m pytest -k x"]

@@ -31,9 +31,10 @@ def test_every_variant_is_covered():
 
 @pytest.mark.parametrize("variant", VOCODERS + LATENT)
 def test_variant_trains_and_its_generator_file_round_trips(variant, demo_corpus, tmp_path):
-    # MB-MelGAN and PWG train G alone for 200k/100k steps in their recipes: start D at step 2 here
+    # MB-MelGAN, PWG and MelGAN (the toolkit's melgan.v1) train G alone for 200k/100k steps in
+    # their recipes: start D at step 2 here
     train = {"steps": 5}
-    if variant in ("multiband_melgan", "parallel_wavegan"):
+    if variant in ("multiband_melgan", "parallel_wavegan", "melgan"):
         train["discriminator_start_step"] = 2
     params = tiny_params(variant, train=train)
     paths = train_paths(demo_corpus, tmp_path)
@@ -55,7 +56,7 @@ def test_variant_trains_and_its_generator_file_round_trips(variant, demo_corpus,
     if variant in ("wavegan", "specgan"):
         assert trainer.recipe.critic_steps == 5 and trainer.recipe.adversarial_loss == "wgan-gp"
         assert last["d_gp"] > 0
-    if variant in ("multiband_melgan", "parallel_wavegan"):
+    if variant in ("multiband_melgan", "parallel_wavegan", "melgan"):
         assert "g_adv" not in history[0] and "g_stft" in history[0]  # G alone before step 2
     if trainer.bundle.kind == "vocoder":
         assert metrics["val_mel_l1"] > 0 and metrics["val_mel_l1_initial"] > 0

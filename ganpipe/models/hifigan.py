@@ -56,6 +56,11 @@ class HiFiGANConfig(SpeakerConditioningOptions):
     msd_scales: int = 3
     # Divides every discriminator channel count (1 = the reference's sizes; tiny test models use more).
     discriminator_channel_divisor: int = 1
+    # The two published discriminator layouts: jik876's (the defaults) and the ParallelWaveGAN
+    # toolkit's hifigan.v1.yaml, whose scale discriminators stride (4, 4, 4, 4, 1) and whose period
+    # discriminators end in a (2, 1) conv (its kernel_sizes[1] - 1), both padded by 1.
+    msd_strides: tuple[int, ...] = (2, 2, 4, 4, 1)
+    mpd_post_kernel: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,6 +83,12 @@ class HiFiGANConfig(SpeakerConditioningOptions):
             raise ValueError("upsample_initial_channel must be divisible by 2**len(upsample_rates)")
         if self.msd_scales < 1 or not self.mpd_periods or self.discriminator_channel_divisor < 1:
             raise ValueError("need msd_scales >= 1, at least one mpd period, divisor >= 1")
+        if len(self.msd_strides) != 5 or min(self.msd_strides) < 1:
+            raise ValueError(f"msd_strides needs 5 strides >= 1 (layers 2-6 of a scale discriminator), "
+                             f"got {self.msd_strides}")
+        if self.mpd_post_kernel not in (2, 3):
+            raise ValueError(f"mpd_post_kernel must be 3 (jik876) or 2 (ParallelWaveGAN toolkit), "
+                             f"got {self.mpd_post_kernel}")
 
 
 HIFIGAN_V1 = HiFiGANConfig()
@@ -194,6 +205,7 @@ class PeriodDiscriminator(nn.Module):
         channel_divisor: int = 1,
         kernel_size: int = 5,
         stride: int = 3,
+        post_kernel: int = 3,
     ) -> None:
         super().__init__()
         self.period = period
@@ -205,7 +217,7 @@ class PeriodDiscriminator(nn.Module):
             )
             for c_in, c_out, s in zip(channels[:-1], channels[1:], strides)
         )
-        self.conv_post = weight_norm(nn.Conv2d(channels[-1], 1, (3, 1), 1, padding=(1, 0)))
+        self.conv_post = weight_norm(nn.Conv2d(channels[-1], 1, (post_kernel, 1), 1, padding=(1, 0)))
         self.head = conditioning.head(channels[-1])
 
     def forward(self, wav: Tensor, labels: Tensor | None = None) -> DiscriminatorOutput:
@@ -226,10 +238,11 @@ class MultiPeriodDiscriminator(nn.Module):
         periods: tuple[int, ...] = (2, 3, 5, 7, 11),
         conditioning: DiscriminatorConditioning = DiscriminatorConditioning(),
         channel_divisor: int = 1,
+        post_kernel: int = 3,
     ) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList(
-            PeriodDiscriminator(p, conditioning, channel_divisor) for p in periods
+            PeriodDiscriminator(p, conditioning, channel_divisor, post_kernel=post_kernel) for p in periods
         )
 
     def forward(self, wav: Tensor, labels: Tensor | None = None) -> DiscriminatorOutput:
@@ -239,7 +252,8 @@ class MultiPeriodDiscriminator(nn.Module):
 class ScaleDiscriminator(nn.Module):
     """Strided, grouped 1-D convs on raw (or average-pooled) audio."""
 
-    # (out_channels, kernel, stride, groups); in_channels is the previous out (1 for the first)
+    # (out_channels, kernel, stride, groups); in_channels is the previous out (1 for the first);
+    # the strides of layers 2-6 can be replaced (``strides``: the toolkit's recipe uses 4, 4, 4, 4, 1)
     LAYERS = (
         (128, 15, 1, 1),
         (128, 41, 2, 4),
@@ -251,13 +265,20 @@ class ScaleDiscriminator(nn.Module):
     )
 
     def __init__(
-        self, use_spectral_norm: bool, conditioning: DiscriminatorConditioning, channel_divisor: int = 1
+        self,
+        use_spectral_norm: bool,
+        conditioning: DiscriminatorConditioning,
+        channel_divisor: int = 1,
+        strides: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         norm = spectral_norm if use_spectral_norm else weight_norm
+        layers = list(self.LAYERS)
+        if strides is not None:
+            layers[1:-1] = [(out, k, s, g) for (out, k, _, g), s in zip(layers[1:-1], strides, strict=True)]
         c_in = 1
         convs = []
-        for out, kernel, stride, groups in self.LAYERS:
+        for out, kernel, stride, groups in layers:
             c_out = _scaled(out, channel_divisor)
             groups = math.gcd(groups, c_in, c_out)  # the reference's groups unless channels are scaled down
             convs.append(norm(nn.Conv1d(c_in, c_out, kernel, stride, groups=groups, padding=(kernel - 1) // 2)))
@@ -283,10 +304,11 @@ class MultiScaleDiscriminator(nn.Module):
         scales: int = 3,
         conditioning: DiscriminatorConditioning = DiscriminatorConditioning(),
         channel_divisor: int = 1,
+        strides: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList(
-            ScaleDiscriminator(i == 0, conditioning, channel_divisor) for i in range(scales)
+            ScaleDiscriminator(i == 0, conditioning, channel_divisor, strides) for i in range(scales)
         )
         self.pool = nn.AvgPool1d(4, 2, padding=2)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.nn.utils import parametrizations, parametrize
 from torch.nn.utils.parametrizations import _WeightNorm
 
@@ -23,9 +25,43 @@ def weight_norm(module: ModuleT) -> ModuleT:
     return module
 
 
+class _SpectralNorm(nn.Module):
+    """``W / sigma(W)``, sigma by power iteration on the weight as a matrix (dims 1.. flattened).
+
+    One iteration per training-mode forward, in the order of ``torch.nn.utils.spectral_norm`` —
+    ``v <- normalize(W^T u)``, then ``u <- normalize(W v)``, ``sigma = u . W v`` — the function
+    jik876's and the ParallelWaveGAN toolkit's discriminators use (torch's parametrisation updates
+    ``u`` first, which gives another sigma at every step, so one reference step could not be
+    reproduced). The vectors are buffers ``_u`` / ``_v``, the parametrisation's own names; at
+    construction 15 iterations start them near the top singular pair, as the parametrisation does.
+    """
+
+    def __init__(self, weight: Tensor, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+        rows, cols = weight.flatten(1).shape
+        self.register_buffer("_u", F.normalize(weight.new_empty(rows).normal_(0, 1), dim=0, eps=eps))
+        self.register_buffer("_v", F.normalize(weight.new_empty(cols).normal_(0, 1), dim=0, eps=eps))
+        self._power_iteration(weight.flatten(1), 15)
+
+    @torch.no_grad()
+    def _power_iteration(self, mat: Tensor, n: int) -> None:
+        for _ in range(n):
+            self._v = F.normalize(torch.mv(mat.T, self._u), dim=0, eps=self.eps, out=self._v)
+            self._u = F.normalize(torch.mv(mat, self._v), dim=0, eps=self.eps, out=self._u)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        mat = weight.flatten(1)
+        if self.training:
+            self._power_iteration(mat.detach(), 1)
+        u = self._u.clone(memory_format=torch.contiguous_format)
+        v = self._v.clone(memory_format=torch.contiguous_format)
+        return weight / torch.dot(u, torch.mv(mat, v))
+
+
 def spectral_norm(module: ModuleT) -> ModuleT:
-    """Divide ``module.weight`` by its largest singular value (one power iteration per step)."""
-    parametrizations.spectral_norm(module, name="weight")
+    """Divide ``module.weight`` by its largest singular value (one power iteration per training forward)."""
+    parametrize.register_parametrization(module, "weight", _SpectralNorm(module.weight.detach()))
     return module
 
 

@@ -90,8 +90,8 @@ def _hifigan(variant: str, config: HiFiGANConfig) -> ModelBundle:
         config,
         HiFiGANGenerator(config),
         {
-            "mpd": MultiPeriodDiscriminator(config.mpd_periods, conditioning, divisor),
-            "msd": MultiScaleDiscriminator(config.msd_scales, conditioning, divisor),
+            "mpd": MultiPeriodDiscriminator(config.mpd_periods, conditioning, divisor, config.mpd_post_kernel),
+            "msd": MultiScaleDiscriminator(config.msd_scales, conditioning, divisor, config.msd_strides),
         },
         "lsgan",
     )

@@ -19,7 +19,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from ganpipe.mel import MelConfig, MelSpectrogram
 
 ADVERSARIAL_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 
@@ -84,3 +86,24 @@ def gradient_penalty(critic: Callable[[Tensor], list[Tensor]], real: Tensor, fak
     total = sum(s.sum() for s in scores)
     (grad,) = torch.autograd.grad(total, x_hat, create_graph=True)
     return torch.mean((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2)
+
+
+class CentredLogMel(nn.Module):
+    """The ParallelWaveGAN toolkit's loss mel (``MelSpectrogramLoss``): ``torch.stft(center=True)``
+    with reflect padding, amplitude ``sqrt(max(power, eps))``, ``log(max(mel, eps))`` with
+    ``eps = 1e-10``; the filters, band, sizes and log base of ``config`` (its slaney mel basis)."""
+
+    def __init__(self, config: MelConfig, eps: float = 1e-10):
+        super().__init__()
+        self.config, self.eps = config, eps
+        self.register_buffer("mel_basis", MelSpectrogram(config).mel_basis.T.contiguous(), persistent=False)
+        self.register_buffer("window", torch.hann_window(config.win_length), persistent=False)
+        self._log_scale = 1.0 / torch.log(torch.tensor(10.0)).item() if config.log_base == "10" else 1.0
+
+    def forward(self, wav: Tensor) -> Tensor:
+        c = self.config
+        spec = torch.stft(wav.reshape(-1, wav.shape[-1]), c.n_fft, c.hop_length, c.win_length, self.window,
+                          center=True, pad_mode="reflect", return_complex=True)
+        amp = torch.sqrt(torch.clamp(spec.real.square() + spec.imag.square(), min=self.eps)).transpose(1, 2)
+        mel = torch.clamp(torch.matmul(amp, self.mel_basis), min=self.eps)
+        return (torch.log(mel) * self._log_scale).transpose(1, 2)

@@ -126,6 +126,20 @@ def _average_grads(module: nn.Module, d: Dist) -> None:
         offset += g.numel()
 
 
+def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+@contextlib.contextmanager
+def _rng_restored(device: torch.device, state: tuple[torch.Tensor, torch.Tensor | None]) -> Iterator[None]:
+    """Inside: the random streams as in ``state`` (the same noise drawn again); after: as before."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1], device)
+        yield
+
+
 # ------------------------------------------------------------------------------------------------
 class Discriminators(nn.Module):
     """All adversaries of a bundle as one module returning merged outputs."""
@@ -167,35 +181,55 @@ class _TrainingForward(nn.Module):
         return self.generator(*args, **kwargs)
 
 
-def _split(out: DiscriminatorOutput, n: int) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
-    def cut(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return t[:n], t[n:]
-
-    lr = [cut(t) for t in out.logits]
-    fr = [[cut(t) for t in layer] for layer in out.features]
-    cr = [cut(t) for t in out.class_logits] if out.class_logits is not None else None
-    a = DiscriminatorOutput([x[0] for x in lr], [[x[0] for x in layer] for layer in fr],
-                            [x[0] for x in cr] if cr else None)
-    b = DiscriminatorOutput([x[1] for x in lr], [[x[1] for x in layer] for layer in fr],
-                            [x[1] for x in cr] if cr else None)
-    return a, b
+# train.* keys that do not change what is trained: how long (raising steps continues the run),
+# how often it checkpoints / logs / validates, how fast and where it runs, when it gives up.
+RUN_NEUTRAL_TRAIN_KEYS = frozenset({"steps", "checkpoint_every", "keep_last", "log_every", "validate_every",
+                                    "samples_to_log", "num_workers", "threads", "device",
+                                    "max_nonfinite_steps"})
 
 
 def run_key(params: Params, mel: MelConfig, features_dir: Path | None = None) -> str:
     """Checkpoint sub-folder: the variant plus a hash of everything that decides what is trained —
-    architecture, conditioning, mel, the starting weights (``train.fine_tune_from``) and the
-    training data (the features index and statistics) — so a killed run resumes, while a new data
-    version or a fine-tune from a new champion starts its own run instead of 'resuming' a finished one."""
+    architecture, conditioning, mel, every ``train.*`` setting but :data:`RUN_NEUTRAL_TRAIN_KEYS`
+    (with the recipe they resolve to, so a changed published default is a new run too), the
+    starting weights (``train.fine_tune_from``) and the training data (the features index and
+    statistics) — so a killed run resumes and ``train.steps`` raised continues it, while a new
+    learning rate, data version or fine-tune source starts its own run instead of 'resuming' one."""
     import hashlib
 
+    train = {k: v for k, v in params.train.model_dump(mode="json").items() if k not in RUN_NEUTRAL_TRAIN_KEYS}
+    recipe = resolve(params.model.variant, params.train).as_dict()
     h = hashlib.sha256(json.dumps({"model": params.model.model_dump(mode="json"), "mel": mel.to_dict(),
-                                   "fine_tune_from": params.train.fine_tune_from}, sort_keys=True).encode())
+                                   "train": train, "recipe": recipe}, sort_keys=True, default=str).encode())
     if features_dir is not None:
         for name in ("index.csv", "stats.npz"):
             path = Path(features_dir) / name
             if path.is_file():
                 h.update(path.read_bytes())
     return f"{params.model.variant}-{h.hexdigest()[:10]}"
+
+
+def mel_loss_fn(mel: MelConfig, recipe: Recipe) -> nn.Module:
+    """The recipe's loss mel: the feature mel's framing (jik876) or the toolkit's centred STFT."""
+    config = mel_loss_config(mel, recipe)
+    return MelSpectrogram(config) if recipe.mel_loss_framing == "jik876" else L.CentredLogMel(config)
+
+
+def mel_loss_config(mel: MelConfig, recipe: Recipe) -> MelConfig:
+    """The mel of the L1 loss: the feature mel over the recipe's band (``None``: up to Nyquist), unnormalised."""
+    import dataclasses
+
+    fmax = recipe.mel_loss_fmax if recipe.mel_loss_fmax is not None else mel.sample_rate / 2
+    return dataclasses.replace(mel, fmax=float(fmax), normalize="none")
+
+
+def feature_maps(real: DiscriminatorOutput, fake: DiscriminatorOutput, include_final: bool
+                 ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """The per-discriminator feature maps that feature matching compares (with the outputs, if asked)."""
+    if not include_final:
+        return real.features, fake.features
+    return ([f + [o] for f, o in zip(real.features, real.logits)],
+            [f + [o] for f, o in zip(fake.features, fake.logits)])
 
 
 def build_bundle(params: Params, n_labels: int, mel: MelConfig) -> ModelBundle:
@@ -218,12 +252,21 @@ def build_bundle(params: Params, n_labels: int, mel: MelConfig) -> ModelBundle:
         raise ValueError(f"model.overrides: {exc}") from None
 
 
-def _optimizer(kind: str, params: Any, lr: float, recipe: Recipe) -> torch.optim.Optimizer:
-    if kind == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
-    if kind == "radam":
-        return torch.optim.RAdam(params, lr=lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
-    return torch.optim.Adam(params, lr=lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
+def _optimizer(params: Any, lr: float, recipe: Recipe) -> torch.optim.Optimizer:
+    kw = {"lr": lr, "betas": recipe.adam_betas, "eps": recipe.adam_eps, "weight_decay": recipe.weight_decay}
+    if recipe.optimizer == "radam":
+        return torch.optim.RAdam(params, **kw)
+    kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, amsgrad=recipe.amsgrad, **kw)
+
+
+def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
+    """ExponentialLR (stepped per epoch) or StepLR / MultiStepLR (stepped per update of its network)."""
+    if recipe.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=recipe.lr_step_size, gamma=recipe.lr_gamma)
+    if recipe.scheduler == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(recipe.lr_milestones), gamma=recipe.lr_gamma)
+    return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=recipe.lr_gamma)
 
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -297,11 +340,10 @@ class Trainer:
         self.conditional = params.model.conditioning == "labels"
         self.G = self.bundle.generator.to(self.device)
         self.D = Discriminators(self.bundle).to(self.device)
-        self.opt_g = _optimizer(self.recipe.optimizer, self.G.parameters(), self.recipe.lr_generator, self.recipe)
-        self.opt_d = _optimizer(self.recipe.optimizer, self.D.parameters(), self.recipe.lr_discriminator, self.recipe)
-        gamma = self.recipe.lr_decay_per_epoch
-        self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=gamma)
-        self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=gamma)
+        self.opt_g = _optimizer(self.G.parameters(), self.recipe.lr_generator, self.recipe)
+        self.opt_d = _optimizer(self.D.parameters(), self.recipe.lr_discriminator, self.recipe)
+        self.sched_g, self.sched_d = _scheduler(self.opt_g, self.recipe), _scheduler(self.opt_d, self.recipe)
+        self.per_epoch_schedule = self.recipe.scheduler == "exponential_per_epoch"
         cuda = self.device.type == "cuda"
         # fp16 only (bf16 has fp32's range): the loss is scaled, steps with inf/NaN gradients are
         # skipped by the scaler and the scale backs off; clipping unscales first (see _update)
@@ -310,9 +352,10 @@ class Trainer:
             raise ValueError(f"train.precision: fp16 needs a GradScaler, which torch {torch.__version__} does "
                              f"not provide on {self.device.type}; use train.precision: fp32 or bf16")
         self.ema = copy.deepcopy(self.G).eval() if t.ema_decay > 0 else None
-        self.mel_fn = MelSpectrogram(self.mel_config).to(self.device)
-        self.mrstft = MultiResolutionSTFT().to(self.device)
-        self.mrstft_sub = MultiResolutionSTFT(SUBBAND_RESOLUTIONS).to(self.device)
+        self.mel_fn = MelSpectrogram(self.mel_config).to(self.device)  # the feature mel: validation
+        self.mel_loss_fn = mel_loss_fn(self.mel_config, self.recipe).to(self.device)
+        self.mrstft = MultiResolutionSTFT(eps=self.recipe.stft_eps).to(self.device)
+        self.mrstft_sub = MultiResolutionSTFT(SUBBAND_RESOLUTIONS, eps=self.recipe.stft_eps).to(self.device)
         self.step, self.epoch, self.skipped_steps, self.bad_streak = 0, 0, 0, 0
         self.skipped_d_updates = 0
         self.batch_in_epoch = 0  # batches of the current epoch already consumed (resumed mid-epoch)
@@ -385,7 +428,7 @@ class Trainer:
         """
         t = self.params.train
         ds = self._dataset(self.train_corpus)
-        per_rank = max(1, t.batch_size // self.dist.world)
+        per_rank = max(1, self.recipe.batch_size // self.dist.world)
         plan = _EpochPlan()
         g = torch.Generator().manual_seed(t.seed * 100_003 + self.epoch * 1009 + self.batch_in_epoch)
         loader = DataLoader(ds, batch_sampler=plan, num_workers=t.num_workers,
@@ -400,7 +443,7 @@ class Trainer:
                     yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             self.epoch += 1
             self.batch_in_epoch = 0
-            if self.step > 0:  # (a tiny corpus can end an epoch inside the first WGAN critic loop)
+            if self.step > 0 and self.per_epoch_schedule:  # (a tiny corpus can end an epoch inside the first WGAN critic loop)
                 self.sched_g.step()
                 self.sched_d.step()
 
@@ -483,29 +526,40 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, module: nn.Module, others: list[torch.Tensor],
-                sync_grads: bool) -> bool:
-        """Backward + step unless a loss is non-finite on any rank; returns whether it stepped."""
+    def _update(self, loss: torch.Tensor, net: str, sync_grads: bool) -> bool:
+        """Backward + step of ``net`` ("g" or "d") unless its loss is non-finite on any rank; clips
+        its gradients at the recipe's norm and steps a per-update scheduler. Returns whether it stepped."""
+        r = self.recipe
+        opt, sched, module = (self.opt_g, self.sched_g, self.G) if net == "g" else (self.opt_d, self.sched_d, self.D)
+        clip = r.grad_clip_generator if net == "g" else r.grad_clip_discriminator
         opt.zero_grad(set_to_none=True)
-        if not _all_finite([loss, *others], self.dist):
+        if not _all_finite([loss], self.dist):
             return False
         self.scaler.scale(loss).backward()
         if sync_grads:
             _average_grads(module, self.dist)
-        if self.params.train.grad_clip > 0:
+        if clip > 0:
             self.scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(module.parameters(), self.params.train.grad_clip)
+            torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
         self.scaler.step(opt)
         self.scaler.update()
+        if not self.per_epoch_schedule:
+            sched.step()
         return True
 
+    def _per_discriminator(self, loss: torch.Tensor, out: DiscriminatorOutput) -> torch.Tensor:
+        """A loss summed over sub-discriminators, or their mean (``average_by_discriminators``)."""
+        return loss / len(out.logits) if self.recipe.average_by_discriminators else loss
+
     def _d_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+        """The discriminators on the real batch, then (a separate pass, as both references do: each
+        pass is one spectral-norm power iteration) on the detached generated one."""
         r, t = self.recipe, self.params.train
-        n = real.shape[0]
-        lab2 = torch.cat([labels, labels]) if labels is not None else None
         with self._autocast():
-            out_r, out_f = _split(self.D_fwd(torch.cat([real, fake.detach()]), lab2), n)
-            loss = L.discriminator_loss(r.adversarial_loss, out_r.logits, out_f.logits, t.label_smoothing)
+            out_r = self.D_fwd(real, labels)
+            out_f = self.D_fwd(fake.detach(), labels)
+            loss = self._per_discriminator(
+                L.discriminator_loss(r.adversarial_loss, out_r.logits, out_f.logits, t.label_smoothing), out_r)
         parts = {"d_adv": loss.detach()}
         if r.adversarial_loss == "wgan-gp":
             gp = L.gradient_penalty(lambda x: self.D(x, labels).logits, real.float(), fake.float())
@@ -517,74 +571,91 @@ class Trainer:
             parts["d_ac"] = ac.detach()
         return loss, parts
 
-    def _g_adv(self, real: torch.Tensor | None, fake: torch.Tensor, labels: torch.Tensor | None
-               ) -> tuple[torch.Tensor, dict]:
-        r, t = self.recipe, self.params.train
+    def _g_adv_terms(self, real: torch.Tensor | None, fake: torch.Tensor, labels: torch.Tensor | None
+                     ) -> dict[str, torch.Tensor]:
+        """The generator's adversarial terms, unweighted: ``adv``, ``fm`` (feature matching, when
+        the recipe has it) and ``ac`` (AC-GAN). The real batch's pass needs no gradient; it runs
+        before or after the generated one as the recipe's reference does (``g_step_real_first``)."""
+        r = self.recipe
+        zero = fake.new_zeros(())
         with self._autocast():
-            if real is not None and r.lambda_fm > 0:
-                lab2 = torch.cat([labels, labels]) if labels is not None else None
-                out_r, out_f = _split(self.D_fwd(torch.cat([real, fake]), lab2), real.shape[0])
+            out_r = None
+            fm_wanted = real is not None and r.lambda_fm > 0
+            if fm_wanted and r.g_step_real_first:
+                with torch.no_grad():
+                    out_r = self.D_fwd(real, labels)
+            out_f = self.D_fwd(fake, labels)
+            if fm_wanted and not r.g_step_real_first:
+                with torch.no_grad():
+                    out_r = self.D_fwd(real, labels)
+            adv = self._per_discriminator(L.generator_loss(r.adversarial_loss, out_f.logits), out_f)
+        fm = (self._per_discriminator(L.feature_matching(*feature_maps(out_r, out_f, r.fm_include_final)), out_f)
+              if out_r is not None else zero)
+        ac = L.classification_loss(out_f.class_logits, labels) if self.params.model.ac_gan else zero
+        return {"adv": adv, "fm": fm, "ac": ac}
+
+    def _generate(self, mel: torch.Tensor, spk: dict[str, torch.Tensor], length: int
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(waveform, MB-MelGAN's sub-bands or None) of the training forward, float32."""
+        with self._autocast():
+            out = self.G_train(mel, **spk)
+        if self.bundle.variant != "multiband_melgan":
+            return out[..., :length].float(), None
+        sub = out.float()
+        return self.G.pqmf.synthesis(sub)[..., :length].float(), sub
+
+    def _d_updates(self, wav: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None,
+                   logs: dict[str, torch.Tensor]) -> None:
+        for _ in range(self.recipe.critic_steps):
+            loss_d, parts = self._d_loss(wav, fake, labels)
+            logs.update(parts)
+            if self._update(loss_d, "d", sync_grads=True):
+                logs["d_loss"] = loss_d.detach()
             else:
-                out_r, out_f = None, self.D_fwd(fake, labels)
-            adv = L.generator_loss(r.adversarial_loss, out_f.logits)
-        loss = r.lambda_adv * adv
-        parts = {"g_adv": adv.detach()}
-        if out_r is not None:
-            fm = L.feature_matching(out_r.features, out_f.features)
-            loss = loss + r.lambda_fm * fm
-            parts["g_fm"] = fm.detach()
-        if self.params.model.ac_gan:
-            ac = L.classification_loss(out_f.class_logits, labels)
-            loss = loss + t.lambda_ac * ac
-            parts["g_ac"] = ac.detach()
-        return loss, parts
+                self._skip_d()
 
     def _vocoder_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        r = self.recipe
+        """One iteration of the recipe: the discriminators first (jik876) or after the generator,
+        on the updated generator's prediction of the same input and noise (the toolkit)."""
+        r, t = self.recipe, self.params.train
         mel, wav = batch["mel"], batch["wav"]
         labels = batch["label"] if self.conditional else None
         spk = {"speaker": labels} if self.conditional else {}
-        multiband = self.bundle.variant == "multiband_melgan"
-        with self._autocast():
-            out = self.G_train(mel, **spk)
-        sub = out.float() if multiband else None
-        fake = self.G.pqmf.synthesis(sub) if multiband else out
-        fake = fake[..., : wav.shape[-1]].float()
+        rng = _rng_state(self.device)  # the generator's noise (PWG), drawn again for the toolkit's D pass
+        fake, sub = self._generate(mel, spk, wav.shape[-1])
         logs: dict[str, torch.Tensor] = {}
         d_active = self.step >= r.discriminator_start_step
-        if d_active:
-            for _ in range(r.critic_steps):
-                loss_d, parts = self._d_loss(wav, fake, labels)
-                logs.update(parts)
-                if self._update(loss_d, self.opt_d, self.D, [loss_d], sync_grads=True):
-                    logs["d_loss"] = loss_d.detach()
-                else:
-                    self._skip_d()
-        loss_g = fake.new_zeros(())
-        if r.lambda_mel > 0:
-            mel_l1 = torch.mean(torch.abs(self.mel_fn(fake.squeeze(1)) - self.mel_fn(wav.squeeze(1))))
-            loss_g = loss_g + r.lambda_mel * mel_l1
-            logs["g_mel_l1"] = mel_l1.detach()
-        if r.lambda_stft > 0:
-            full = self.mrstft(fake, wav).total
-            if r.subband_stft:
-                real_sub = self.G.pqmf.analysis(wav)
-                b, k, n = real_sub.shape
-                sub_l = self.mrstft_sub(sub.float().reshape(b * k, n), real_sub.reshape(b * k, n)).total
-                stft = 0.5 * (full + sub_l)
-            else:
-                stft = full
-            loss_g = loss_g + r.lambda_stft * stft
-            logs["g_stft"] = stft.detach()
-        if d_active:
-            adv, parts = self._g_adv(wav, fake, labels)
-            loss_g = loss_g + adv
-            logs.update(parts)
-        if self._update(loss_g, self.opt_g, self.G, [loss_g], sync_grads=False):
-            logs["g_loss"] = loss_g.detach()
+        if d_active and r.update_order == "d_first":
+            self._d_updates(wav, fake, labels, logs)
+        zero = fake.new_zeros(())
+        mel_l1 = (torch.mean(torch.abs(self.mel_loss_fn(fake.squeeze(1)) - self.mel_loss_fn(wav.squeeze(1))))
+                  if r.lambda_mel > 0 else zero)
+        stft = self._stft_loss(fake, sub, wav) if r.lambda_stft > 0 else zero
+        g = self._g_adv_terms(wav, fake, labels) if d_active else {"adv": zero, "fm": zero, "ac": zero}
+        loss_gen_all = (r.lambda_mel * mel_l1 + r.lambda_stft * stft + r.lambda_adv * g["adv"]
+                        + r.lambda_fm * g["fm"] + t.lambda_ac * g["ac"])
+        active = {"g_mel_l1": r.lambda_mel > 0, "g_stft": r.lambda_stft > 0, "g_adv": d_active,
+                  "g_fm": d_active and r.lambda_fm > 0, "g_ac": d_active and self.params.model.ac_gan}
+        terms = (mel_l1, stft, g["adv"], g["fm"], g["ac"])
+        logs.update({k: v.detach() for k, v in zip(active, terms) if active[k]})
+        if not self._update(loss_gen_all, "g", sync_grads=False):
+            logs["nonfinite"] = torch.tensor(1.0)
             return logs
-        logs["nonfinite"] = torch.tensor(1.0)
+        logs["g_loss"] = loss_gen_all.detach()
+        if d_active and r.update_order == "g_first":
+            with torch.no_grad(), _rng_restored(self.device, rng):
+                fake, _ = self._generate(mel, spk, wav.shape[-1])
+            self._d_updates(wav, fake, labels, logs)
         return logs
+
+    def _stft_loss(self, fake: torch.Tensor, sub: torch.Tensor | None, wav: torch.Tensor) -> torch.Tensor:
+        """Multi-resolution STFT loss; MB-MelGAN: 0.5 x full band + 0.5 x its PQMF sub-bands."""
+        full = self.mrstft(fake, wav).total
+        if not self.recipe.subband_stft:
+            return full
+        real_sub = self.G.pqmf.analysis(wav)
+        b, k, n = real_sub.shape
+        return 0.5 * (full + self.mrstft_sub(sub.reshape(b * k, n), real_sub.reshape(b * k, n)).total)
 
     def _real_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.bundle.variant == "specgan":
@@ -608,7 +679,7 @@ class Trainer:
                 fake = G(z, labels=labels) if self.conditional else G(z)
             loss_d, parts = self._d_loss(real, fake.float(), labels)
             logs.update(parts)
-            if self._update(loss_d, self.opt_d, self.D, [loss_d], sync_grads=True):
+            if self._update(loss_d, "d", sync_grads=True):
                 logs["d_loss"] = loss_d.detach()
             else:
                 self._skip_d()
@@ -616,9 +687,12 @@ class Trainer:
         z = self.G.sample_latent(real.shape[0], device=self.device)
         with self._autocast():
             fake = (G(z, labels=labels) if self.conditional else G(z)).float()
-        loss_g, parts = self._g_adv(None, fake, labels)
-        logs.update(parts)
-        if self._update(loss_g, self.opt_g, self.G, [loss_g], sync_grads=False):
+        g = self._g_adv_terms(None, fake, labels)
+        loss_g = self.recipe.lambda_adv * g["adv"] + self.params.train.lambda_ac * g["ac"]
+        logs["g_adv"] = g["adv"].detach()
+        if self.params.model.ac_gan:
+            logs["g_ac"] = g["ac"].detach()
+        if self._update(loss_g, "g", sync_grads=False):
             logs["g_loss"] = loss_g.detach()
         else:
             logs["nonfinite"] = torch.tensor(1.0)
@@ -810,7 +884,7 @@ class Trainer:
             **{k: round(v, 6) for k, v in last.items() if k not in ("step",) and math.isfinite(v)},
         }
         if self.bundle.kind == "vocoder":
-            metrics["audio_seconds_per_second"] = round(sps * t.batch_size * seg / self.mel_config.sample_rate, 3)
+            metrics["audio_seconds_per_second"] = round(sps * self.recipe.batch_size * seg / self.mel_config.sample_rate, 3)
         if first_val is not None:
             metrics["val_mel_l1_initial"] = round(first_val, 6)
         if last_val is not None:
