@@ -3,7 +3,7 @@
 * real corpora: each archive is streamed (resumable, checksum-verified, retried by Prefect) into
   ``data/cache/downloads/`` (git-ignored, kept across runs so a re-run never re-downloads), then
   extracted into ``data/raw/<name>/<archive stem>/`` with path-traversal and link checks;
-* ``demo``: the synthetic corpus is generated into ``data/raw/demo/``;
+* ``demo`` / ``demo_music``: the synthetic corpus is generated into ``data/raw/<name>/``;
 * ``local``: nothing is copied; the folder is checked and inventoried by content: one hash per
   audio file in ``data/raw/local/files.tsv`` and one for the whole in ``sources.json`` (hashes are
   cached in ``data/cache/file-hashes.json`` by path, size, times and inode, so an unchanged corpus
@@ -26,7 +26,7 @@ from flows._runtime import cli_main, publish
 from ganpipe.atomic import write_json
 from ganpipe.audio import AUDIO_EXTENSIONS
 from ganpipe.config import DatasetParams, load_params
-from ganpipe.datasets import demo, download, extract, inventory, registry
+from ganpipe.datasets import demo, demo_music, download, extract, inventory, registry
 
 DOWNLOAD_CACHE = Path("data/cache/downloads")
 HASH_CACHE = Path("data/cache/file-hashes.json")
@@ -54,6 +54,11 @@ def generate_demo(out_dir: Path, ds: DatasetParams) -> list[Path]:
     return demo.generate(out_dir, ds.demo)
 
 
+@task(name="generate-demo-music", cache_policy=NO_CACHE)
+def generate_demo_music(out_dir: Path, ds: DatasetParams) -> list[Path]:
+    return demo_music.generate(out_dir, ds.demo_music)
+
+
 def _inventory(folder: Path) -> dict:
     files = [p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()]
     return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
@@ -71,6 +76,10 @@ def download_flow(params_path: str = "params.yaml", cache_dir: str = str(DOWNLOA
         files = generate_demo(out, ds)
         sources.append({"root": str(out), "layout": "demo"})
         logger.info("demo corpus: %d files generated in %s", len(files), out)
+    elif ds.name == "demo_music":
+        files = generate_demo_music(out, ds)
+        sources.append({"root": str(out), "layout": "demo"})
+        logger.info("demo music corpus: %d pieces generated in %s", len(files), out)
     elif ds.name == "local":
         local = Path(ds.local_dir or "")
         if not local.is_dir():
