@@ -94,6 +94,7 @@ class DatasetParams(_Strict):
     # maestro: null downloads the whole archive (~101 GB); N fetches only the first N performances
     # of maestro_split (per the archive's CSV) with HTTP Range requests, each CRC32-checked.
     maestro_max_files: int | None = Field(None, ge=1)
+    maestro_max_hours: float | None = Field(None, gt=0.0)  # or a duration budget (CSV durations); both: the smaller
     maestro_split: Literal["train", "validation", "test"] = "train"
     # a server that ignores Range requests: error (stop, naming the URL) or full (download it all)
     maestro_without_range: Literal["error", "full"] = "error"
