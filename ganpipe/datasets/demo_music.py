@@ -68,6 +68,7 @@ class PieceInfo:
     tempo_bpm: int
     texture: str
     notes: tuple[Note, ...]
+    seconds: float  # the length of the piece (notes still ringing at its end are faded out)
 
 
 _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -98,7 +99,7 @@ def compose(params: DemoMusicParams, index: int, rng: np.random.Generator) -> Pi
     bar = 4 * beat
     base = 48 + tonic  # the left hand around C3..B3
     lead_in = float(rng.uniform(0.05, 0.3))
-    end = duration - 1.0  # leave room for the last notes to ring into the reverb
+    end = duration - 1.0  # no onset in the last second: the last notes ring out
 
     def chord(degree: int, octave: int) -> list[int]:
         pitches = []
@@ -156,7 +157,7 @@ def compose(params: DemoMusicParams, index: int, rng: np.random.Generator) -> Pi
         t += bar
         b += 1
     key = f"{_NAMES[tonic]} {'minor' if minor else 'major'}"
-    return PieceInfo(index, key, tempo, texture, tuple(notes))
+    return PieceInfo(index, key, tempo, texture, tuple(notes), duration)
 
 
 def _note(rng: np.random.Generator, note: Note, sr: int, tail: float) -> np.ndarray:
@@ -229,8 +230,7 @@ def render_piece(params: DemoMusicParams, index: int) -> tuple[np.ndarray, Piece
     rng = piece_rng(params, index)
     info = compose(params, index, rng)
     sr = params.sample_rate
-    length = max(n.onset + n.duration for n in info.notes) if info.notes else params.min_seconds
-    n_total = int(round(max(length, params.min_seconds) * sr)) + sr  # + the release and reverb tail
+    n_total = int(round(info.seconds * sr))
     dry = np.zeros(n_total)
     for note in info.notes:
         s = int(round(note.onset * sr))
@@ -242,7 +242,7 @@ def render_piece(params: DemoMusicParams, index: int) -> tuple[np.ndarray, Piece
         y = (1.0 - params.reverb) * dry + params.reverb * wet
     else:
         y = dry
-    fade = int(0.3 * sr)
+    fade = int(0.5 * sr)  # the last notes ring into the reverb, then fade out
     y[-fade:] *= np.linspace(1.0, 0.0, fade)
     y += 1e-4 * rng.standard_normal(y.size) * np.max(np.abs(y))
     peak_db = rng.uniform(-6.0, -2.0)
