@@ -3,7 +3,10 @@
 * real corpora: each archive is streamed (resumable, checksum-verified, retried by Prefect) into
   ``data/cache/downloads/`` (git-ignored, kept across runs so a re-run never re-downloads), then
   extracted into ``data/raw/<name>/<archive stem>/`` with path-traversal and link checks;
-* ``demo``: the synthetic corpus is generated into ``data/raw/demo/``;
+* ``maestro`` with ``dataset.maestro_max_files`` / ``maestro_max_hours``: only the CSV and the audio
+  of the first performances of ``maestro_split``, read out of the remote zip with HTTP Range requests
+  (ganpipe/datasets/remote_zip.py), each member CRC-32-checked and cached in ``data/cache/downloads/``;
+* ``demo`` / ``demo_music``: the synthetic corpus is generated into ``data/raw/<name>/``;
 * ``local``: nothing is copied; the folder is checked and inventoried by content: one hash per
   audio file in ``data/raw/local/files.tsv`` and one for the whole in ``sources.json`` (hashes are
   cached in ``data/cache/file-hashes.json`` by path, size, times and inode, so an unchanged corpus
@@ -26,22 +29,32 @@ from flows._runtime import cli_main, publish
 from ganpipe.atomic import write_json
 from ganpipe.audio import AUDIO_EXTENSIONS
 from ganpipe.config import DatasetParams, load_params
-from ganpipe.datasets import demo, download, extract, inventory, registry
+from ganpipe.datasets import demo, demo_music, download, extract, inventory, registry, remote_zip
 
 DOWNLOAD_CACHE = Path("data/cache/downloads")
 HASH_CACHE = Path("data/cache/file-hashes.json")
 
 
 def _retry_if_transient(task, task_run, state) -> bool:
-    """Retry broken transfers (they resume); never retry wrong bytes (checksum/size mismatch)."""
+    """Retry broken transfers (they resume); never retry wrong bytes (checksum/size mismatch) or a
+    server without Range support (it will not grow it)."""
     exc = state.data if isinstance(state.data, BaseException) else None
-    return not isinstance(exc, download.IntegrityError)
+    return not isinstance(exc, (download.IntegrityError, remote_zip.RangeNotSupportedError))
 
 
 @task(name="fetch-archive", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient)
 def fetch_archive(spec: registry.ArchiveSpec, dest: Path, url: str, chunk_bytes: int, timeout: float) -> Path:
     return download.fetch(url, dest, size_bytes=spec.size_bytes, checksum_algo=spec.checksum_algo,
                           checksum=spec.checksum, chunk_bytes=chunk_bytes, timeout=timeout)
+
+
+@task(name="fetch-zip-members", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient)
+def fetch_maestro_members(url: str, cache: Path, ds: DatasetParams) -> remote_zip.MemberFetch:
+    hours = ds.maestro_max_hours
+    return remote_zip.fetch_members(
+        url, cache, lambda zf: remote_zip.maestro_members(
+            zf, ds.maestro_split, ds.maestro_max_files, hours * 3600.0 if hours else None),
+        timeout=ds.download.timeout_seconds, readahead=ds.download.chunk_bytes)
 
 
 @task(name="extract-archive", cache_policy=NO_CACHE)
@@ -52,6 +65,61 @@ def extract_archive(archive: Path, target: Path, checksum: str | None) -> Path:
 @task(name="generate-demo", cache_policy=NO_CACHE)
 def generate_demo(out_dir: Path, ds: DatasetParams) -> list[Path]:
     return demo.generate(out_dir, ds.demo)
+
+
+@task(name="generate-demo-music", cache_policy=NO_CACHE)
+def generate_demo_music(out_dir: Path, ds: DatasetParams) -> list[Path]:
+    return demo_music.generate(out_dir, ds.demo_music)
+
+
+def _full_download(ds: DatasetParams, out: Path, cache_dir: Path) -> list[dict]:
+    dl = ds.download
+    archives = registry.archives_for(ds.name, ds.libritts_subsets)
+    if dl.url_override and len(archives) != 1:
+        raise ValueError(f"dataset.download.url_override needs a single-archive dataset; "
+                         f"{ds.name} has {len(archives)} archives here")
+    fetch = fetch_archive.with_options(retries=dl.retries, retry_delay_seconds=dl.retry_delay_seconds)
+    sources = []
+    for spec in archives:
+        url = dl.url_override or spec.url
+        archive = fetch(spec, cache_dir / spec.filename, url, dl.chunk_bytes, dl.timeout_seconds)
+        target = out / spec.stem
+        extract_archive(archive, target, spec.checksum)
+        sources.append({"root": str(target), "layout": registry.get_dataset(ds.name).layout,
+                        "archive": spec.filename, "url": url, "checksum": spec.checksum})
+    return sources
+
+
+def _maestro_partial(ds: DatasetParams, out: Path, cache_dir: Path, logger) -> dict | None:
+    """The first performances of ``dataset.maestro_split`` only, fetched from the zip with Range
+    requests into ``<cache>/<zip>.members/`` (kept across runs: members already there with the zip's
+    size and CRC-32 are not fetched again) and copied into ``data/raw/maestro/<stem>/``. None when
+    the server ignores Range and ``maestro_without_range`` is ``full`` (the caller downloads it all)."""
+    dl = ds.download
+    spec = registry.archives_for("maestro")[0]
+    url = dl.url_override or spec.url
+    cache = cache_dir / f"{spec.filename}.members"
+    fetch = fetch_maestro_members.with_options(retries=dl.retries, retry_delay_seconds=dl.retry_delay_seconds)
+    try:
+        got = fetch(url, cache, ds)
+    except remote_zip.RangeNotSupportedError as exc:
+        if ds.maestro_without_range == "full":
+            logger.warning("%s; dataset.maestro_without_range is 'full': downloading the whole archive", exc)
+            return None
+        raise remote_zip.RangeNotSupportedError(
+            url, f"{str(exc).split(': ', 1)[-1]}; a partial MAESTRO (dataset.maestro_max_files / "
+                 "maestro_max_hours) needs Range support. Set dataset.maestro_without_range: full to "
+                 "download the whole archive instead, or use another mirror (dataset.download.url_override)"
+        ) from None
+    target = out / spec.stem
+    remote_zip.publish_members(got.paths, cache, target)
+    logger.info("maestro (partial): %d members from %s (%d fetched now, %.1f MB, %d requests; %d "
+                "already cached)", len(got.paths), url, got.downloaded, got.bytes_downloaded / 1e6,
+                got.requests, got.cached)
+    return {"root": str(target), "layout": "maestro", "archive": spec.filename, "url": url,
+            "checksum": None, "partial": {"split": ds.maestro_split, "max_files": ds.maestro_max_files,
+                                          "max_hours": ds.maestro_max_hours,
+                                          "members": [str(p.relative_to(cache)) for p in got.paths]}}
 
 
 def _inventory(folder: Path) -> dict:
@@ -71,6 +139,10 @@ def download_flow(params_path: str = "params.yaml", cache_dir: str = str(DOWNLOA
         files = generate_demo(out, ds)
         sources.append({"root": str(out), "layout": "demo"})
         logger.info("demo corpus: %d files generated in %s", len(files), out)
+    elif ds.name == "demo_music":
+        files = generate_demo_music(out, ds)
+        sources.append({"root": str(out), "layout": "demo"})
+        logger.info("demo music corpus: %d pieces generated in %s", len(files), out)
     elif ds.name == "local":
         local = Path(ds.local_dir or "")
         if not local.is_dir():
@@ -83,19 +155,13 @@ def download_flow(params_path: str = "params.yaml", cache_dir: str = str(DOWNLOA
         logger.info("local corpus %s: %d audio files (%d hashed, the rest unchanged since the last run)",
                     local, len(entries), hashed)
     else:
-        dl = ds.download
-        archives = registry.archives_for(ds.name, ds.libritts_subsets)
-        if dl.url_override and len(archives) != 1:
-            raise ValueError(f"dataset.download.url_override needs a single-archive dataset; "
-                             f"{ds.name} has {len(archives)} archives here")
-        fetch = fetch_archive.with_options(retries=dl.retries, retry_delay_seconds=dl.retry_delay_seconds)
-        for spec in archives:
-            url = dl.url_override or spec.url
-            archive = fetch(spec, Path(cache_dir) / spec.filename, url, dl.chunk_bytes, dl.timeout_seconds)
-            target = out / spec.stem
-            extract_archive(archive, target, spec.checksum)
-            sources.append({"root": str(target), "layout": registry.get_dataset(ds.name).layout,
-                            "archive": spec.filename, "url": url, "checksum": spec.checksum})
+        partial = None
+        if ds.name == "maestro" and (ds.maestro_max_files or ds.maestro_max_hours):
+            partial = _maestro_partial(ds, out, Path(cache_dir), logger)
+        if partial is not None:
+            sources.append(partial)
+        else:
+            sources += _full_download(ds, out, Path(cache_dir))
     summary = {"dataset": ds.name, "sources": sources}
     write_json(out / "sources.json", summary)
     inv = [s if "files" in s else _inventory(Path(s["root"])) for s in sources]

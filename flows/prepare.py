@@ -96,13 +96,16 @@ def prepare_flow(params_path: str = "params.yaml", out_dir: str = str(PREPARED),
     logger.info("prepare: %d source files in %d shards (%s x%d%s)", len(utts), len(ranges),
                 fp.task_runner, fp.workers, f", {processes} processes" if processes > 1 else "")
     del utts  # the subflow lists the corpus itself: its parameters go to the Prefect server
+    audio = P.resolve_clips(params.audio, ds.name)  # clips of long pieces: auto -> on for music corpora
+    if audio.clips.enabled:
+        logger.info("prepare: long sources are cut into clips of at most %g s", audio.clips.seconds)
     results = _run_shards.with_options(task_runner=task_runner(fp))(
-        str(sources_file), ds.speaker_from_subfolder, ranges, str(out_dir), params.audio, processes)
+        str(sources_file), ds.speaker_from_subfolder, ranges, str(out_dir), audio, processes)
     prepared = [r for r in results if isinstance(r, P.PreparedInfo)]
     skipped = [r for r in results if isinstance(r, P.SkippedFile)]
     for s in skipped:
         logger.warning("skipped %s: %s (%s)", s.source_path, s.reason, s.detail)
-    result = P.write_outputs(Path(out_dir), prepared, skipped, params.split, params.audio)
+    result = P.write_outputs(Path(out_dir), prepared, skipped, params.split, audio)
     summary = result.summary
     write_json(metrics_path, {"utterances": summary["utterances"], "hours": summary["hours"],
                               "skipped": summary["skipped"]["total"],

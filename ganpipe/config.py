@@ -30,7 +30,7 @@ class _Strict(BaseModel):
 # --------------------------------------------------------------------------------------------
 # dataset
 # --------------------------------------------------------------------------------------------
-DatasetName = Literal["demo", "ljspeech", "vctk", "libritts", "sc09", "maestro", "local"]
+DatasetName = Literal["demo", "demo_music", "ljspeech", "vctk", "libritts", "sc09", "maestro", "local"]
 LibriTTSSubset = Literal[
     "dev-clean", "dev-other", "test-clean", "test-other",
     "train-clean-100", "train-clean-360", "train-other-500",
@@ -49,6 +49,23 @@ class DemoParams(_Strict):
 
     @model_validator(mode="after")
     def _range(self) -> "DemoParams":
+        if self.max_seconds < self.min_seconds:
+            raise ValueError("max_seconds must be >= min_seconds")
+        return self
+
+
+class DemoMusicParams(_Strict):
+    """The embedded, synthetic piano-like corpus (see ganpipe/datasets/demo_music.py)."""
+
+    pieces: int = Field(24, ge=1, le=10_000)
+    min_seconds: float = Field(6.0, ge=2.0)
+    max_seconds: float = Field(12.0, ge=2.0)
+    sample_rate: int = Field(16000, ge=8000, le=96000)
+    reverb: float = Field(0.35, ge=0.0, le=1.0)  # wet share of the room reverb (0 = dry)
+    seed: int = 1234
+
+    @model_validator(mode="after")
+    def _range(self) -> "DemoMusicParams":
         if self.max_seconds < self.min_seconds:
             raise ValueError("max_seconds must be >= min_seconds")
         return self
@@ -73,6 +90,14 @@ class DatasetParams(_Strict):
     speaker_from_subfolder: bool = True
     libritts_subsets: tuple[LibriTTSSubset, ...] = ("dev-clean",)
     demo: DemoParams = DemoParams()
+    demo_music: DemoMusicParams = DemoMusicParams()
+    # maestro: null downloads the whole archive (~101 GB); N fetches only the first N performances
+    # of maestro_split (per the archive's CSV) with HTTP Range requests, each CRC32-checked.
+    maestro_max_files: int | None = Field(None, ge=1)
+    maestro_max_hours: float | None = Field(None, gt=0.0)  # or a duration budget (CSV durations); both: the smaller
+    maestro_split: Literal["train", "validation", "test"] = "train"
+    # a server that ignores Range requests: error (stop, naming the URL) or full (download it all)
+    maestro_without_range: Literal["error", "full"] = "error"
     download: DownloadParams = DownloadParams()
 
     @model_validator(mode="after")
@@ -88,6 +113,15 @@ class DatasetParams(_Strict):
 # --------------------------------------------------------------------------------------------
 # audio (prepare stage)
 # --------------------------------------------------------------------------------------------
+class ClipParams(_Strict):
+    """Long audio (music) cut into training clips by the prepare stage (ganpipe/prepare.py)."""
+
+    # auto: on for corpora of long pieces (ganpipe.datasets.registry: maestro, demo_music), off for
+    # the speech corpora; true/false force it.
+    enabled: Literal["auto"] | bool = "auto"
+    seconds: float = Field(4.0, ge=0.5, le=600.0)  # longest clip; each ends at the quietest moment of its last quarter
+
+
 class AudioParams(_Strict):
     sample_rate: int = Field(22050, ge=8000, le=96000)
     output_format: Literal["pcm16", "float"] = "pcm16"
@@ -100,7 +134,8 @@ class AudioParams(_Strict):
     resample_quality: Literal["VHQ", "HQ", "MQ", "LQ", "QQ"] = "VHQ"  # libsoxr quality
     silence_threshold_db: float = Field(-60.0, le=0.0)
     min_seconds: float = Field(0.5, ge=0.0)
-    max_seconds: float = Field(30.0, gt=0.0)
+    max_seconds: float = Field(30.0, gt=0.0)  # with clips on: not applied to the (cut) source
+    clips: ClipParams = ClipParams()
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,6 +33,13 @@ splits (:mod:`ganpipe.split`) and writes, each atomically, under ``out_dir``:
 * ``summary.json``: counts and hours per split and per speaker, skipped files per reason, and the
   settings used.
 
+Long audio (``audio.clips``; on by default for corpora of long pieces, i.e. music: see
+:func:`clips_enabled`): instead of steps 3-4 and one output per source, the resampled source is cut
+into clips of at most ``audio.clips.seconds`` at quiet moments, skipping silences
+(:func:`clip_bounds`, :func:`prepare_clips`); each clip is an utterance ``<utt_id>__c<NNNN>`` of
+its own, normalised on its own, and all clips of a source get the source's split. Training then
+reads one clip per item, never a whole piece. The speech corpora are prepared exactly as before.
+
 A bad input file never stops the stage and is never dropped silently: it is listed in
 ``skipped.csv``. Anything else that goes wrong (a bug, a full disk) raises :class:`PrepareError`
 naming the file. If every file is skipped, :class:`PrepareError` is raised after ``skipped.csv``
@@ -69,6 +76,7 @@ from ganpipe.split import SPLITS, assign_splits
 TRIM_MARGIN_SECONDS = 0.05
 TRIM_FRAME_SECONDS = 0.025
 TRIM_HOP_SECONDS = 0.010
+CLIP_MAX_GAP_SECONDS = 1.0  # a clip ends where a silence this long begins
 LOUDNESS_BLOCK_SECONDS = 0.4  # BS.1770 gating block: the shortest audio whose loudness is defined
 
 SKIP_REASONS = ("missing", "empty", "unreadable", "non_finite", "silent", "too_short", "too_long")
@@ -121,6 +129,7 @@ class PreparedInfo:
     gain_db: float  # normalisation gain applied (0 when normalize is 'none')
     peak_dbfs: float  # peak of the written audio
     loudness_limited: bool  # loudness mode: gain lowered to keep the peak at peak_db
+    piece: str = ""  # clips of a long source: the source's utt_id (its clips share a split)
 
 
 @dataclass(frozen=True)
@@ -160,25 +169,88 @@ def _db(x: float) -> float:
     return float(20.0 * np.log10(x)) if x > 0 else float("-inf")
 
 
+def _frame_power(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(starts, ends, mean power)`` of 25 ms frames every 10 ms (the last frame may be shorter)."""
+    n = wav.size
+    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
+    starts = np.arange(0, n - frame + hop, hop)
+    ends = np.minimum(starts + frame, n)
+    csum = np.concatenate([[0.0], np.cumsum(wav.astype(np.float64) ** 2)])
+    return starts, ends, (csum[ends] - csum[starts]) / (ends - starts)
+
+
 def trim_bounds(wav: np.ndarray, sample_rate: int, top_db: float,
                 margin_seconds: float = TRIM_MARGIN_SECONDS) -> tuple[int, int]:
     """``(start, end)`` of ``wav`` without leading/trailing frames more than ``top_db`` below the
     loudest frame (frame RMS, 25 ms frames every 10 ms), widened by ``margin_seconds`` each side."""
     n = wav.size
     frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
-    hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
     if n <= frame:
         return 0, n
-    starts = np.arange(0, n - frame + hop, hop)
-    ends = np.minimum(starts + frame, n)
-    csum = np.concatenate([[0.0], np.cumsum(wav.astype(np.float64) ** 2)])
-    power = (csum[ends] - csum[starts]) / (ends - starts)
+    starts, ends, power = _frame_power(wav, sample_rate)
     loud = power > power.max() * 10.0 ** (-top_db / 10.0)
     idx = np.flatnonzero(loud)
     if idx.size == 0:
         return 0, n
     margin = int(round(margin_seconds * sample_rate))
     return max(0, int(starts[idx[0]]) - margin), min(n, int(ends[idx[-1]]) + margin)
+
+
+def clip_bounds(wav: np.ndarray, sample_rate: int, clip_seconds: float, top_db: float,
+                min_seconds: float, margin_seconds: float = TRIM_MARGIN_SECONDS,
+                max_gap_seconds: float = CLIP_MAX_GAP_SECONDS) -> list[tuple[int, int]]:
+    """Cut a long recording into clips of at most ``clip_seconds``, ``[start, end)`` in samples.
+
+    Silence-aware: "silent" frames are those more than ``top_db`` below the loudest frame of the
+    whole recording (frame RMS, as :func:`trim_bounds`). A clip starts at the next sounding frame
+    (less ``margin_seconds``), so silences are never the start of a clip; it ends at the quietest
+    frame of its last quarter (between notes or phrases rather than inside one), or earlier where a
+    silence of ``max_gap_seconds`` or more begins (plus the margin), or at the last sounding frame of
+    the recording (plus the margin). Clips shorter than ``min_seconds`` are dropped.
+    """
+    n = wav.size
+    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    if n <= frame:
+        return [(0, n)] if n >= min_seconds * sample_rate else []
+    starts, ends, power = _frame_power(wav, sample_rate)
+    loud = power > power.max() * 10.0 ** (-top_db / 10.0)
+    loud_idx = np.flatnonzero(loud)
+    if loud_idx.size == 0:
+        return []
+    hop = int(starts[1] - starts[0]) if starts.size > 1 else frame
+    margin = int(round(margin_seconds * sample_rate))
+    length = max(1, int(round(clip_seconds * sample_rate)))
+    gap = max(1, int(round(max_gap_seconds * sample_rate / hop)))
+    # silence runs of at least `gap` frames: their first frame index
+    quiet = ~loud
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    gap_starts = np.array([a for a, b in zip(edges[::2], edges[1::2]) if b - a >= gap], dtype=np.int64)
+    last_sound = int(ends[loud_idx[-1]])
+    clips: list[tuple[int, int]] = []
+    pos = 0  # samples before pos are used or skipped
+    while True:
+        k = np.searchsorted(starts[loud_idx], pos)
+        if k >= loud_idx.size:
+            break
+        start = max(pos, int(starts[loud_idx[k]]) - margin)
+        limit = start + length
+        end = min(limit, last_sound + margin, n)
+        first_frame = int(np.searchsorted(starts, start))
+        later_gaps = gap_starts[gap_starts > first_frame]
+        if later_gaps.size and int(starts[later_gaps[0]]) + margin < end:
+            end = int(starts[later_gaps[0]]) + margin
+        elif end == limit:  # cut at the quietest frame of the last quarter
+            lo = int(np.searchsorted(starts, start + (3 * length) // 4))
+            hi = int(np.searchsorted(starts, limit - frame, side="right"))
+            if hi > lo:
+                q = lo + int(np.argmin(power[lo:hi]))
+                end = int(starts[q]) + frame // 2
+        end = max(end, start + 1)
+        if end - start >= min_seconds * sample_rate:
+            clips.append((start, end))
+        pos = end
+    return clips
 
 
 def _integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
@@ -233,14 +305,9 @@ def write_new_wav(path: Path, wav: np.ndarray, sample_rate: int, fmt: str) -> No
         os.close(fd)
 
 
-def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams,
-                 write_to: Path | None = None) -> PreparedInfo:
-    """Prepare one source file and write it to ``out_path`` (atomically), or, with ``write_to``,
-    as a new file at ``write_to`` (:func:`write_new_wav`; ``out_path`` is then where it will be
-    published and what the result records).
-
-    Raises :class:`SkipFile` when the input cannot be used; nothing is written then.
-    """
+def _read_source(utt: SourceUtterance, audio: AudioParams) -> tuple[np.ndarray, int, int, int]:
+    """Steps 1-2 of the module doc: ``(mono float32 samples, sample rate, frames, channels)``, or
+    :class:`SkipFile`."""
     src = Path(utt.path)
     try:
         size = src.stat().st_size
@@ -261,11 +328,23 @@ def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams,
     if bad:
         raise SkipFile("non_finite", f"{bad} non-finite (NaN/inf) sample(s)")
     wav = data.mean(axis=1, dtype=np.float64).astype(np.float32) if channels > 1 else data[:, 0]
-    source_seconds = n_frames / sr_in
     peak_in = _db(float(np.max(np.abs(wav))))
     if peak_in < audio.silence_threshold_db:
         raise SkipFile("silent", f"peak {peak_in:.1f} dBFS is below silence_threshold_db "
                                  f"{audio.silence_threshold_db:g} dBFS")
+    return wav, int(sr_in), int(n_frames), int(channels)
+
+
+def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams,
+                 write_to: Path | None = None) -> PreparedInfo:
+    """Prepare one source file and write it to ``out_path`` (atomically), or, with ``write_to``,
+    as a new file at ``write_to`` (:func:`write_new_wav`; ``out_path`` is then where it will be
+    published and what the result records).
+
+    Raises :class:`SkipFile` when the input cannot be used; nothing is written then.
+    """
+    wav, sr_in, n_frames, channels = _read_source(utt, audio)
+    source_seconds = n_frames / sr_in
     trimmed = 0
     if audio.trim_silence:
         start, end = trim_bounds(wav, sr_in, audio.trim_top_db, audio.trim_margin_seconds)
@@ -290,6 +369,74 @@ def prepare_file(utt: SourceUtterance, out_path: Path, audio: AudioParams,
         source_path=str(utt.path), text=utt.text, source_sample_rate=int(sr_in),
         source_channels=int(channels), source_seconds=source_seconds, trimmed_seconds=trimmed / sr_in,
         gain_db=gain_db, peak_dbfs=_db(float(np.max(np.abs(written)))), loudness_limited=limited)
+
+
+def clip_id(utt_id: str, index: int) -> str:
+    """The utt_id of clip ``index`` of a long source (``<utt_id>__c<NNNN>``)."""
+    return f"{utt_id}__c{index:04d}"
+
+
+def prepare_clips(utt: SourceUtterance, out_dir: Path, audio: AudioParams, staged: bool = True
+                  ) -> list[PreparedInfo]:
+    """Cut one long source (music) into clips (:func:`clip_bounds`, ``audio.clips.seconds``) and
+    write each as its own utterance ``<utt_id>__c<NNNN>`` of the same speaker, so a training item
+    never reads a whole piece. The source is resampled first, then cut; each clip is normalised on
+    its own. ``audio.max_seconds`` does not apply (that is what the cutting is for); clips shorter
+    than ``audio.min_seconds`` (a short tail) are dropped. Every clip records the source seconds
+    left out just before it (silence, dropped tails) as ``trimmed_seconds``, the last one also what
+    follows it. Written into the staging folder (``staged``) or atomically at their output paths.
+
+    Raises :class:`SkipFile` when the source cannot be used or no clip remains.
+    """
+    wav, sr_in, n_frames, channels = _read_source(utt, audio)
+    sr = audio.sample_rate
+    wav = resample(np.ascontiguousarray(wav), sr_in, sr, quality=audio.resample_quality)
+    bounds = clip_bounds(wav, sr, audio.clips.seconds, audio.trim_top_db, audio.min_seconds,
+                         audio.trim_margin_seconds)
+    infos: list[PreparedInfo] = []
+    pos = 0
+    for k, (a, b) in enumerate(bounds):
+        clip = wav[a:b]
+        try:
+            clip, gain_db, limited = _normalise(clip, sr, audio)
+        except SkipFile:
+            continue  # e.g. a clip below the loudness gate: left out like silence
+        cu = SourceUtterance(clip_id(utt.utt_id, k), utt.speaker, utt.path, utt.text)
+        out_path = output_path(out_dir, cu)
+        if staged:
+            write_new_wav(staging_path(out_dir, cu), clip, sr, audio.output_format)
+        else:
+            write_audio(out_path, clip, sr, fmt=audio.output_format)
+        written = np.clip(clip, -1.0, 1.0) if audio.output_format == "pcm16" else clip
+        infos.append(PreparedInfo(
+            utt_id=cu.utt_id, speaker=utt.speaker, path=str(out_path), duration=clip.size / sr,
+            sample_rate=sr, num_samples=int(clip.size), source_path=str(utt.path), text=utt.text,
+            source_sample_rate=sr_in, source_channels=channels, source_seconds=n_frames / sr_in,
+            trimmed_seconds=(a - pos) / sr, gain_db=gain_db,
+            peak_dbfs=_db(float(np.max(np.abs(written)))), loudness_limited=limited, piece=utt.utt_id))
+        pos = b
+    if not infos:
+        raise SkipFile("too_short", f"no clip of at least min_seconds {audio.min_seconds:g} s with sound "
+                                    f"(within trim_top_db {audio.trim_top_db:g} dB of the loudest frame)")
+    last = infos[-1]
+    infos[-1] = PreparedInfo(**{**last.__dict__, "trimmed_seconds": last.trimmed_seconds + (wav.size - pos) / sr})
+    return infos
+
+
+def clips_enabled(audio: AudioParams, dataset_name: str) -> bool:
+    """Whether the prepare stage cuts sources into clips: ``audio.clips.enabled``, where ``auto``
+    means: when the dataset is one of long pieces (``DatasetSpec.long_audio``: music)."""
+    if audio.clips.enabled != "auto":
+        return bool(audio.clips.enabled)
+    from ganpipe.datasets.registry import get_dataset
+
+    return get_dataset(dataset_name).long_audio
+
+
+def resolve_clips(audio: AudioParams, dataset_name: str) -> AudioParams:
+    """``audio`` with ``clips.enabled`` decided for ``dataset_name`` (``auto`` -> true/false)."""
+    clips = audio.clips.model_copy(update={"enabled": clips_enabled(audio, dataset_name)})
+    return audio.model_copy(update={"clips": clips})
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,8 +535,13 @@ def _summary(prepared: list[PreparedInfo], splits: Mapping[str, str], skipped: l
         "trimmed_seconds": round(sum(p.trimmed_seconds for p in prepared), 3),
         "loudness_limited": sum(1 for p in prepared if p.loudness_limited),
     }
+    clipped = any(p.piece for p in prepared)
+    if clipped:
+        summary["clips"] = {"pieces": len({p.piece for p in prepared if p.piece}),
+                            "clips": sum(1 for p in prepared if p.piece)}
     if audio is not None:
-        summary["audio"] = audio.model_dump()
+        # the clip settings only where clips were made: a speech corpus' summary is as it was
+        summary["audio"] = audio.model_dump(exclude=None if clipped else {"clips"})
     return summary
 
 
@@ -412,8 +564,11 @@ def write_outputs(out_dir: Path, prepared: list[PreparedInfo], skipped: list[Ski
         raise PrepareError(f"all {len(skipped)} source files were skipped ({reasons or 'no input files'}); "
                            f"see {out_dir / SKIPPED_FILE}")
     prepared = sorted(prepared, key=lambda p: p.utt_id)
-    splits = assign_splits([(p.utt_id, p.speaker) for p in prepared], split,
-                           ignore_ids={s.utt_id for s in skipped})
+    # clips of one piece share its split (a piece's clips in train and test would leak); the split
+    # (and a split list file) is over the pieces' utt_ids
+    groups = dict.fromkeys((p.piece or p.utt_id, p.speaker) for p in prepared)
+    by_group = assign_splits(list(groups), split, ignore_ids={s.utt_id for s in skipped})
+    splits = {p.utt_id: by_group[p.piece or p.utt_id] for p in prepared}
     rows = [[p.utt_id, p.speaker, Path(os.path.relpath(p.path, out_dir)).as_posix(), round(p.duration, 6),
              p.sample_rate, p.num_samples, splits[p.utt_id], p.source_path, p.text] for p in prepared]
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
@@ -441,7 +596,7 @@ def prepare_shard(utterances: list[SourceUtterance], out_dir: Path, audio: Audio
     """Prepare a batch of utterances one after the other (a unit of work for a task runner or a
     process pool); each is staged at :func:`staging_path` and recorded at :func:`output_path`
     (:func:`write_outputs` publishes them). Bad inputs come back as :class:`SkippedFile`."""
-    return [_prepare_one(utt, Path(out_dir), audio) for utt in utterances]
+    return [r for utt in utterances for r in _prepare_one(utt, Path(out_dir), audio)]
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
@@ -454,26 +609,34 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
 
-def _prepare_one(utt: SourceUtterance, out_dir: Path, audio: AudioParams) -> PreparedInfo | SkippedFile:
+def _prepare_one(utt: SourceUtterance, out_dir: Path, audio: AudioParams) -> list[PreparedInfo | SkippedFile]:
+    """One source: its prepared file, its clips (``audio.clips.enabled`` true; ``auto`` must have
+    been resolved, :func:`resolve_clips`), or why it was skipped."""
     try:
-        return prepare_file(utt, output_path(out_dir, utt), audio, write_to=staging_path(out_dir, utt))
+        if audio.clips.enabled is True:
+            return list(prepare_clips(utt, out_dir, audio))
+        return [prepare_file(utt, output_path(out_dir, utt), audio, write_to=staging_path(out_dir, utt))]
     except SkipFile as skip:
-        return SkippedFile(utt.utt_id, utt.speaker, str(utt.path), skip.reason, skip.detail)
+        return [SkippedFile(utt.utt_id, utt.speaker, str(utt.path), skip.reason, skip.detail)]
     except Exception as exc:
         raise PrepareError(f"{utt.path}: unexpected error while preparing '{utt.utt_id}': "
                            f"{type(exc).__name__}: {exc}") from exc
 
 
 def prepare_corpus(utterances: list[SourceUtterance], out_dir: Path, audio: AudioParams,
-                   split: SplitParams, workers: int = 2, progress: bool = True) -> PrepareResult:
+                   split: SplitParams, workers: int = 2, progress: bool = True,
+                   dataset: str | None = None) -> PrepareResult:
     """Prepare every utterance into ``out_dir`` (see the module doc for the outputs), in a pool of
-    ``workers`` processes (in this process when ``workers`` <= 1).
+    ``workers`` processes (in this process when ``workers`` <= 1). ``dataset`` (a registry name)
+    decides ``audio.clips.enabled: auto`` (:func:`resolve_clips`); without it ``auto`` is off.
 
     Stale outputs of an earlier run are removed first. A split list file is checked against the
     whole corpus before any audio is processed.
     """
     out_dir = Path(out_dir)
     utterances = list(utterances)
+    if dataset is not None:
+        audio = resolve_clips(audio, dataset)
     check_corpus(utterances, split)
     clean_outputs(out_dir)
     (out_dir / STAGING_DIR).mkdir(parents=True, exist_ok=True)
@@ -483,7 +646,7 @@ def prepare_corpus(utterances: list[SourceUtterance], out_dir: Path, audio: Audi
     try:
         if workers <= 1:
             for utt in utterances:
-                results.append(_prepare_one(utt, out_dir, audio))
+                results.extend(_prepare_one(utt, out_dir, audio))
                 bar.update(1)
         else:
             # chunks: few enough to keep the pickling small, enough to balance the processes

@@ -270,9 +270,9 @@ def test_unverified_download_warns_and_records_sha(server: FileServer, lj_archiv
 # ---------------------------------------------------------------------------------------------
 def test_registry_entries_are_complete():
     assert set(registry.DATASETS) == {"ljspeech", "vctk", "libritts", "sc09", "maestro", "local",
-                                      "demo"}
+                                      "demo", "demo_music"}
     for name, spec in registry.DATASETS.items():
-        assert spec.name == name and spec.layout == name
+        assert spec.name == name and spec.layout == ("demo" if name == "demo_music" else name)
         for a in spec.archives:
             assert a.url.startswith(("http://", "https://")) and a.url.endswith("/" + a.filename)
     lj = registry.archives_for("ljspeech")[0]
@@ -280,6 +280,9 @@ def test_registry_entries_are_complete():
     assert lj.checksum == "be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5"
     assert lj.extracted_root == "LJSpeech-1.1" and lj.stem == "LJSpeech-1.1"
     assert registry.archives_for("local") == [] and registry.archives_for("demo") == []
+    assert registry.archives_for("demo_music") == []
+    # music corpora are cut into clips by default (audio.clips.enabled: auto), speech is not
+    assert {n for n, s in registry.DATASETS.items() if s.long_audio} == {"maestro", "demo_music"}
     assert not registry.archives_for("sc09")[0].verified
 
 

@@ -73,6 +73,8 @@ class DatasetSpec:
     """A corpus: descriptive metadata, the layout used by :func:`layouts.discover`, its archives.
 
     ``sample_rate`` is the native rate of the audio (``None`` when it depends on the files).
+    ``long_audio``: the files are long pieces (music), which the prepare stage cuts into training
+    clips when ``audio.clips.enabled`` is ``auto``.
     """
 
     name: str
@@ -81,6 +83,7 @@ class DatasetSpec:
     sample_rate: int | None
     layout: str
     archives: tuple[ArchiveSpec, ...] = ()
+    long_audio: bool = False
 
 
 _OPENSLR_60 = "https://www.openslr.org/resources/60"
@@ -181,6 +184,7 @@ DATASETS: dict[str, DatasetSpec] = {
             checksum="6680fea5be2339ea15091a249fbd70e49551246ddbd5ca50f1b2352c08c95291",
             extracted_root="maestro-v3.0.0",
         ),),
+        long_audio=True,
     ),
     "local": DatasetSpec(
         name="local",
@@ -195,6 +199,15 @@ DATASETS: dict[str, DatasetSpec] = {
         license="Apache-2.0 (generated)",
         sample_rate=22050,
         layout="demo",
+    ),
+    "demo_music": DatasetSpec(
+        name="demo_music",
+        description="Embedded synthetic piano-like music (chords, arpeggios, melodies with reverb), "
+                    "generated on the fly (no download).",
+        license="Apache-2.0 (generated)",
+        sample_rate=16000,
+        layout="demo",
+        long_audio=True,
     ),
 }
 
@@ -211,7 +224,7 @@ def archives_for(name: str, libritts_subsets: Iterable[str] = ("dev-clean",)) ->
     """The archives to fetch for dataset ``name``, in download order.
 
     For ``libritts`` only the archives of ``libritts_subsets`` (in the order given, duplicates
-    dropped); for ``local``/``demo`` an empty list. Unknown names raise :class:`UnknownDatasetError`.
+    dropped); for ``local``/``demo``/``demo_music`` an empty list. Unknown names raise :class:`UnknownDatasetError`.
     """
     spec = get_dataset(name)
     if name != "libritts":
