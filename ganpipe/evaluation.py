@@ -167,6 +167,9 @@ def mel_embedding(clips: np.ndarray, config: MelConfig) -> np.ndarray:
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance of two ``(N, D)`` embedding sets; each needs >= 2 rows (a covariance)."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"the Frechet distance needs at least 2 clips on each side (got {len(a)} and {len(b)})")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean = linalg.sqrtm(cov_a @ cov_b)
@@ -201,6 +204,10 @@ def ndb(real: np.ndarray, gen: np.ndarray, bins: int, seed: int = 0) -> int:
 def evaluate_unconditional(loaded: LoadedGenerator, real_clips: np.ndarray, n_generated: int, bins: int,
                            device: str = "cpu", keep_samples: int = 4, seed: int = 0) -> EvalResult:
     """``real_clips``: ``(N, T)`` at the model's sample rate, T = the generator's clip length."""
+    if len(real_clips) < 2 or n_generated < 2:
+        raise ValueError(f"unconditional evaluation needs at least 2 real and 2 generated clips (got "
+                         f"{len(real_clips)} real: enlarge evaluation.split / evaluation.max_utterances; "
+                         f"{n_generated} generated: evaluation.generated_clips)")
     gen_module = loaded.generator.to(device).eval()
     torch.manual_seed(seed)
     out = []

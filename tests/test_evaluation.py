@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -184,3 +185,9 @@ def test_griffin_lim_inverts_both_mel_presets_sample_aligned(lj_wavs):
     mel = MelSpectrogram(pwg, stats)(wav)
     y = GriffinLimVocoder(pwg, None, n_iter=16)(mel)
     assert score_pair(x[: len(y)], y, sr, metric_mel)["mcd"] > 20.0
+
+
+def test_frechet_distance_of_fewer_than_two_clips_is_a_clear_error():
+    emb = np.random.default_rng(0).normal(size=(5, 4))
+    with pytest.raises(ValueError, match="at least 2 clips"):  # was scipy's LinAlgError from sqrtm on a NaN covariance
+        frechet_distance(emb[:1], emb)
