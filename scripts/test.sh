@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Test command: set up the environment, install the test-only reference oracles
 # (requirements-test.lock, a stamp of their own), then run the test suite. Extra arguments go to pytest.
+#   ./scripts/test.sh            the full suite (what CI runs)
+#   ./scripts/test.sh --quick    the unit tier: -m "not slow and not network" (no server, no subprocess
+#                                pipeline, no training beyond a few steps)
 set -euo pipefail
+QUICK_MARKERS="not slow and not network"
+MARKERS=()
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  MARKERS=(-m "$QUICK_MARKERS")
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
@@ -12,4 +21,4 @@ if [ "$(cat "$TEST_STAMP" 2>/dev/null)" != "$TEST_WANT" ]; then
   python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -r requirements-test.lock
   echo "$TEST_WANT" > "$TEST_STAMP"
 fi
-python -m pytest "$@"
+python -m pytest ${MARKERS[@]+"${MARKERS[@]}"} "$@"

@@ -1,4 +1,5 @@
-"""Shared fixtures and helpers of the training tests (imported by tests/test_training_*.py).
+"""Helpers of the training tests. The fixtures ``demo_corpus`` and ``lj_corpus`` are defined in
+tests/conftest.py and built here:
 
 * ``demo_corpus`` (session): the synthetic demo corpus (2 speakers x 4 utterances, ~1 s each) run
   through the real prepare and features stages: ``<root>/data/prepared`` + ``<root>/data/features``
@@ -48,19 +49,7 @@ def _features(prepared: Path, features: Path, params: Params) -> None:
                      device="cpu", workers=1)
 
 
-# Built once per session even when several test modules import the fixtures (each import makes
-# its own fixture definition, so pytest alone would build one corpus per module).
-_BUILT: dict[str, PreparedCorpus] = {}
-
-
-@pytest.fixture(scope="session")
-def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> PreparedCorpus:
-    if "demo" not in _BUILT:
-        _BUILT["demo"] = _build_demo(tmp_path_factory)
-    return _BUILT["demo"]
-
-
-def _build_demo(tmp_path_factory: pytest.TempPathFactory) -> PreparedCorpus:
+def build_demo(tmp_path_factory: pytest.TempPathFactory) -> PreparedCorpus:
     from ganpipe.datasets import demo
     from ganpipe.datasets.layouts import discover
     from ganpipe.prepare import prepare_corpus
@@ -78,17 +67,12 @@ def _build_demo(tmp_path_factory: pytest.TempPathFactory) -> PreparedCorpus:
     return corpus
 
 
-@pytest.fixture(scope="session")
-def lj_corpus(tmp_path_factory: pytest.TempPathFactory, lj_wavs: list[Path]) -> PreparedCorpus:
+def build_lj(tmp_path_factory: pytest.TempPathFactory, lj_wavs: list[Path]) -> PreparedCorpus:
     """20 train + 4 valid real clips (copied as they are: 22.05 kHz mono PCM)."""
-    if "lj" not in _BUILT:
-        _BUILT["lj"] = _build_lj(tmp_path_factory, lj_wavs)
-    return _BUILT["lj"]
-
-
-def _build_lj(tmp_path_factory: pytest.TempPathFactory, lj_wavs: list[Path]) -> PreparedCorpus:
     if len(lj_wavs) < 24:
-        pytest.skip(f"need 24 LJSpeech clips, found {len(lj_wavs)}")
+        from tests.conftest import missing_shared
+
+        missing_shared(f"need 24 LJSpeech clips in ../shared, found {len(lj_wavs)}")
     root = tmp_path_factory.mktemp("lj_project")
     corpus = PreparedCorpus(root)
     prepared = corpus.prepared
@@ -131,3 +115,14 @@ def train_paths(corpus: PreparedCorpus, out: Path):
 
     return TrainPaths(prepared=corpus.prepared, features=corpus.features, checkpoints=out / "ck",
                       generator=out / "g.pt", metrics=out / "m.json", curve=out / "c.csv")
+
+
+def make_prepared(tmp_path, wavs, splits):
+    prepared = tmp_path / "prepared"
+    (prepared / "wavs").mkdir(parents=True)
+    rows = []
+    for w, split in zip(wavs, splits):
+        shutil.copy(w, prepared / "wavs" / w.name)
+        rows.append({"utt_id": w.stem, "speaker": "LJ", "path": f"wavs/{w.name}", "split": split})
+    pd.DataFrame(rows).to_csv(prepared / "manifest.csv", index=False)
+    return prepared

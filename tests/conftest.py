@@ -1,11 +1,37 @@
+"""Fixtures shared by several test modules live here (test modules never import each other's fixtures).
+
+* ``ljspeech_mini`` / ``lj_wavs`` (session): the real-speech sample in ``../shared`` (read in place).
+* ``demo_corpus`` / ``lj_corpus`` (session): prepared + featurised corpora for the training tests
+  (built by ``tests/_training_data.py``).
+* ``prefect_harness`` (session): a temporary Prefect server for in-process flow tests.
+* ``prefect_env`` (function): one Prefect server process for the subprocess pipeline tests.
+
+Tests that need ``../shared`` (the LJSpeech sample, the reference configs) skip when it is absent on a
+developer machine, but under ``CI=true`` its absence is a failure (:func:`missing_shared`): CI must not go
+green with that coverage gone.
+"""
+
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LJSPEECH_MINI = REPO_ROOT.parent / "shared" / "data" / "ljspeech-mini" / "LJSpeech-1.1"
+SHARED = REPO_ROOT.parent / "shared"
+LJSPEECH_MINI = SHARED / "data" / "ljspeech-mini" / "LJSpeech-1.1"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def missing_shared(reason: str) -> None:
+    """A test's required ``../shared`` input (or test-only package) is absent: skip, or fail under CI=true."""
+    if in_ci():
+        pytest.fail(f"{reason} [CI=true: a missing ../shared input is a failure, not a skip]", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,7 +49,7 @@ def _one_torch_thread():
 def ljspeech_mini() -> Path:
     """The 32-clip LJSpeech sample that lives beside the repo (never copied into it)."""
     if not (LJSPEECH_MINI / "metadata.csv").is_file():
-        pytest.skip(f"real-speech sample not found at {LJSPEECH_MINI} (expected ../shared beside the repo)")
+        missing_shared(f"real-speech sample not found at {LJSPEECH_MINI} (expected ../shared beside the repo)")
     return LJSPEECH_MINI
 
 
@@ -39,6 +65,38 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture()
+def prefect_env(tmp_path: Path):
+    """One Prefect server for all the flow runs of a subprocess pipeline test, as ./scripts/repro.sh does
+    (a temporary server per stage would cost ~13 s each)."""
+    from tests._fresh_clone import clean_env
+    from tests._prefect_server import start_server, stop, wait_healthy
+
+    env = clean_env()
+    server, api, log = start_server(tmp_path, env)  # sets PREFECT_API_URL etc. in env
+    try:
+        wait_healthy(server, api, log)
+        yield env
+    finally:
+        stop(server)
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory):
+    """The synthetic demo corpus through the real prepare and features stages (see tests/_training_data.py)."""
+    from tests._training_data import build_demo
+
+    return build_demo(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def lj_corpus(tmp_path_factory: pytest.TempPathFactory, lj_wavs: list[Path]):
+    """20 train + 4 valid real LJSpeech clips through the features stage (see tests/_training_data.py)."""
+    from tests._training_data import build_lj
+
+    return build_lj(tmp_path_factory, lj_wavs)
 
 
 def write_params(path: Path, overrides: dict) -> Path:
@@ -57,3 +115,20 @@ def write_params(path: Path, overrides: dict) -> Path:
     merge(data, overrides)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+# Fixtures that start a server or a subprocess pipeline: a test using one must be marked, so that the quick
+# tier (``./scripts/test.sh --quick`` = ``-m "not slow and not network"``) never starts one.
+NEEDS_MARK = {"prefect_harness": "network", "prefect_env": "slow"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = []
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        for fixture, wanted in NEEDS_MARK.items():
+            if fixture in getattr(item, "fixturenames", ()) and not marks & {"slow", "network"}:
+                unmarked.append(f"{item.nodeid} uses {fixture} (mark it @pytest.mark.{wanted})")
+    if unmarked:
+        raise pytest.UsageError("tests that start a server or pipeline must be marked slow or network:\n  "
+                                + "\n  ".join(unmarked))

@@ -2,7 +2,7 @@
 kan-bayashi/ParallelWaveGAN (``parallel-wavegan``), both pinned in requirements-test.lock and
 installed by scripts/test.sh only. Each reference model is built from its *published* config in
 ``../shared/reference/`` (read in place). Tests get them through :func:`require_oracles`, which
-skips with the reason when the packages or the configs are absent.
+skips with the reason when the packages or the configs are absent (under ``CI=true`` it fails instead).
 
 Two shims, nothing else patched: ``parallel_wavegan.layers.pqmf`` imports ``scipy.signal.kaiser``,
 which scipy >= 1.13 moved to ``scipy.signal.windows`` (the old name is restored first); jik876's
@@ -13,16 +13,16 @@ since librosa 0.10) and ``torch.stft`` without ``return_complex`` (required sinc
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, missing_shared
 
 REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 JIK876_CONFIGS = {"hifigan_v1": "config_v1.json", "hifigan_v2": "config_v2.json", "hifigan_v3": "config_v3.json"}
@@ -39,13 +39,16 @@ def _scipy_kaiser_shim() -> None:
 
 
 def require_oracles() -> None:
-    """Skip the calling test unless both reference packages and the published configs are here."""
+    """Skip the calling test unless both reference packages and the published configs are here
+    (under ``CI=true``: fail, naming what is missing)."""
     if not REFERENCE.is_dir():
-        pytest.skip(f"published reference configs not found at {REFERENCE} (expected ../shared beside the repo)")
-    pytest.importorskip("hifi_gan.models", reason="hifi-gan==0.0.2 is not installed (scripts/test.sh installs it)")
-    _scipy_kaiser_shim()
-    pytest.importorskip("parallel_wavegan.models",
-                        reason="parallel-wavegan==0.6.1 is not installed (scripts/test.sh installs it)")
+        missing_shared(f"published reference configs not found at {REFERENCE} (expected ../shared beside the repo)")
+    for module, package in (("hifi_gan.models", "hifi-gan==0.0.2"), ("parallel_wavegan.models", "parallel-wavegan==0.6.1")):
+        _scipy_kaiser_shim()
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            missing_shared(f"{package} is not installed (scripts/test.sh installs it from requirements-test.lock): {exc}")
 
 
 def hifigan_models() -> ModuleType:

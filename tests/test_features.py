@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -9,17 +8,7 @@ import torch
 
 from ganpipe.features import FeatureError, extract_features, load_stats
 from ganpipe.mel import MelConfig, MelSpectrogram
-
-
-def make_prepared(tmp_path, wavs, splits):
-    prepared = tmp_path / "prepared"
-    (prepared / "wavs").mkdir(parents=True)
-    rows = []
-    for w, split in zip(wavs, splits):
-        shutil.copy(w, prepared / "wavs" / w.name)
-        rows.append({"utt_id": w.stem, "speaker": "LJ", "path": f"wavs/{w.name}", "split": split})
-    pd.DataFrame(rows).to_csv(prepared / "manifest.csv", index=False)
-    return prepared
+from tests._training_data import make_prepared
 
 
 def test_features_on_real_speech(tmp_path, lj_wavs):

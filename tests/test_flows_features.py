@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import write_params
-from tests.test_features import make_prepared
+from tests._training_data import make_prepared
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from _http_server import FileServer
 
 from ganpipe.datasets import registry, remote_zip
 from tests.conftest import write_params
-from tests.test_remote_zip import ROOT, ZIP_PATH, build_zip
+from tests._maestro_zip import ROOT, ZIP_PATH, build_zip
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 

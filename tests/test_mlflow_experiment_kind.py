@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.test_registry import mlflow_template
+from tests._registry_project import mlflow_template
 
 
 def test_new_and_existing_experiments_are_tagged_as_model_development(tmp_path, tmp_path_factory):

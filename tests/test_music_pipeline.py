@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from tests._fresh_clone import edit_params, fresh_clone, run
-from tests.test_pipeline_dvc import prefect_env  # noqa: F401 (fixture: one Prefect server for the run)
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +26,7 @@ TINY_MUSIC = {
 }
 
 
-def test_music_preset_end_to_end(tmp_path: Path, prefect_env: dict[str, str]):  # noqa: F811
+def test_music_preset_end_to_end(tmp_path: Path, prefect_env: dict[str, str]):
     repo, env = fresh_clone(tmp_path / "repo"), prefect_env
     run(["ganpipe", "preset", "apply", "configs/demo_music_wavegan.yaml"], repo, env)
     edit_params(repo, TINY_MUSIC)

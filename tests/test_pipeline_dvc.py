@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from tests._fresh_clone import clean_env, edit_params, fresh_clone, run
-from tests._prefect_server import start_server, stop, wait_healthy
+from tests._fresh_clone import edit_params, fresh_clone, run
 
 pytestmark = pytest.mark.slow
 
@@ -19,19 +18,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture()
 def fresh_repo(tmp_path: Path) -> Path:
     return fresh_clone(tmp_path / "repo")
-
-
-@pytest.fixture()
-def prefect_env(tmp_path: Path):
-    """One Prefect server for all the flow runs of the test, as ./scripts/repro.sh does (a
-    temporary server per stage would cost ~13 s each, 10 stage runs here)."""
-    env = clean_env()
-    server, api, log = start_server(tmp_path, env)  # sets PREFECT_API_URL etc. in env
-    try:
-        wait_healthy(server, api, log)
-        yield env
-    finally:
-        stop(server)
 
 
 def test_dvc_repro_end_to_end(fresh_repo: Path, prefect_env: dict[str, str]):

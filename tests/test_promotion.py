@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ganpipe.mel import MelConfig
-from tests.test_registry import MODEL, aliases, client_for, eval_json, make_generator, make_project, mlflow_template
+from tests._registry_project import MODEL, aliases, client_for, eval_json, make_generator, make_project, mlflow_template
 
 GIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
 
@@ -227,6 +227,7 @@ def test_champion_only_from_the_main_line_and_between_comparable_models(tmp_path
     assert (v6.version, v6.decision) == ("6", "champion") and "improvement 2 > margin 0" in v6.decision_reason
 
 
+@pytest.mark.network  # a Prefect server (prefect_harness)
 def test_register_flow_promote_flag_and_the_reported_aliases(tmp_path, tmp_path_factory, prefect_harness,
                                                              monkeypatch):
     from flows.register import outcome_line, register_flow

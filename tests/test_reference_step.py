@@ -13,7 +13,6 @@ import pytest
 
 from tests import oracles
 from tests import reference_step as rs
-from tests._training_data import lj_corpus  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning",
                                         "ignore::DeprecationWarning")
@@ -35,12 +34,12 @@ def check(c: rs.StepComparison, adversarial: bool) -> None:
         assert "d_loss" not in c.logs and c.moved["D"] == 0.0, c.moved
 
 
-def test_jik876_hifigan_v1_one_step(lj_corpus, lj_wavs, tmp_path):  # noqa: F811
+def test_jik876_hifigan_v1_one_step(lj_corpus, lj_wavs, tmp_path):
     check(rs.jik876_step(lj_corpus, tmp_path, lj_wavs), adversarial=True)
 
 
 @pytest.mark.parametrize("name, adversarial", [("hifigan", True), ("melgan", False), ("melgan", True),
                                                ("multiband_melgan", False), ("multiband_melgan", True),
                                                ("parallel_wavegan", False), ("parallel_wavegan", True)])
-def test_toolkit_one_step(name, adversarial, lj_corpus, lj_wavs, tmp_path):  # noqa: F811
+def test_toolkit_one_step(name, adversarial, lj_corpus, lj_wavs, tmp_path):
     check(rs.toolkit_step(lj_corpus, tmp_path, lj_wavs, name, adversarial), adversarial)

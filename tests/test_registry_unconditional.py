@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tests.test_registry import aliases, client_for, eval_json, make_generator, make_project, mlflow_template, versions
+from tests._registry_project import aliases, client_for, eval_json, make_generator, make_project, mlflow_template, versions
 
 WAVEGAN = "ganpipe-demo-wavegan"
 SPECGAN = "ganpipe-demo-specgan"

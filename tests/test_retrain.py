@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_registry import MODEL, aliases, make_generator, make_project, mlflow_template, version_ids
+from tests._registry_project import MODEL, aliases, make_generator, make_project, mlflow_template, version_ids
 
 INSTALL = """\
 import json, os, shutil, sys, time
@@ -61,6 +61,7 @@ def attempts(root: Path, gen: str) -> int:
     return int((root / f"attempts-{gen}").read_text())
 
 
+@pytest.mark.network  # a Prefect server (prefect_harness)
 def test_retrain_promotes_only_if_better_and_failures_keep_the_champion(tmp_path, tmp_path_factory,
                                                                          prefect_harness, monkeypatch):
     from flows.retrain import CommandError, retrain_flow
@@ -98,6 +99,7 @@ def test_retrain_promotes_only_if_better_and_failures_keep_the_champion(tmp_path
         load_weights("models:/nope@champion")
 
 
+@pytest.mark.network  # a Prefect server (prefect_harness)
 def test_two_retrains_at_once_take_turns(tmp_path, tmp_path_factory, prefect_harness):
     """Same project, started together: the pipeline+registration of one never interleaves with the
     other's (each registers the generator its own pipeline produced), versions/aliases consistent."""
@@ -145,6 +147,7 @@ def test_schedule_needs_a_valid_cron_and_a_server(monkeypatch):
             serve("x", "0 3 * * 0", "UTC", {})
 
 
+@pytest.mark.network  # a Prefect server (prefect_harness)
 def test_retrain_source_is_checked_before_the_pipeline_runs(tmp_path, tmp_path_factory, prefect_harness):
     """A retrain started from committed files promotes a better model even though its pipeline
     changes params.yaml (as `dvc exp run -S train.fine_tune_from=...` does); started from

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from _training_data import demo_corpus, tiny_params, train_paths  # noqa: F401 (fixtures)
+from tests._training_data import tiny_params, train_paths
 from ganpipe.training.trainer import RUN_NEUTRAL_TRAIN_KEYS, Trainer, run_key, train
 
 

@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 
 from ganpipe.mel import MelConfig, MelSpectrogram
-from tests.test_registry import MODEL, eval_json, make_generator, make_project, mlflow_template
+from tests._registry_project import MODEL, eval_json, make_generator, make_project, mlflow_template
 
 HOP = 256
 

@@ -19,7 +19,7 @@ from ganpipe.audio import AudioError, read_audio, wav_truncation
 from ganpipe.cli import app
 from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.synthesis import MelRangeWarning, mel_range_warning
-from tests.test_registry import MODEL, eval_json, make_generator, make_project, mlflow_template
+from tests._registry_project import MODEL, eval_json, make_generator, make_project, mlflow_template
 
 # the model's mel: the pwg preset (log10, floor log10(1e-10), mean/variance normalised)
 PWG = MelConfig(fmin=80.0, fmax=7600.0, log_base="10", clamp=1e-10, normalize="meanvar")

@@ -16,7 +16,7 @@ import textwrap
 import torch
 import yaml
 
-from _training_data import demo_corpus, tiny_params_dict  # noqa: F401 (fixture)
+from tests._training_data import tiny_params_dict
 from ganpipe.training import checkpoint as ckpt
 from ganpipe.training.launch import DistributedOptions, launch
 

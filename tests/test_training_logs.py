@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from _training_data import demo_corpus, tiny_params, tiny_params_dict, train_paths  # noqa: F401 (fixture)
+from tests._training_data import tiny_params, tiny_params_dict, train_paths
 from ganpipe.training.trainer import Trainer
 
 LOSS_LINE = re.compile(r"^step (\d+)/(\d+): g_loss=\S+ d_loss=\S+ .*\blr_g=\S+ \((\S+) steps/s\)$")

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from _training_data import demo_corpus, tiny_params, train_paths  # noqa: F401 (fixture)
+from tests._training_data import tiny_params, train_paths
 from ganpipe import generator_io
 from ganpipe.training import losses
 from ganpipe.training.trainer import Trainer, TrainingDiverged, train

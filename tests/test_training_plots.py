@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from _training_data import demo_corpus, tiny_params, train_paths  # noqa: F401 (fixture)
+from tests._training_data import tiny_params, train_paths
 from ganpipe.plots import CURVE_COLOR, plot_training_curves
 from ganpipe.training.trainer import Trainer
 from tests._fresh_clone import clean_env, run

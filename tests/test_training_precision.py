@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from _training_data import demo_corpus, tiny_params, train_paths  # noqa: F401 (fixture)
+from tests._training_data import tiny_params, train_paths
 from ganpipe import generator_io
 from ganpipe.training import checkpoint as ckpt
 from ganpipe.training.trainer import Trainer, autocast_dtype

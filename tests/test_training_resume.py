@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from _training_data import demo_corpus, tiny_params_dict, train_paths  # noqa: F401 (fixtures)
+from tests._training_data import tiny_params_dict, train_paths
 from ganpipe.config import parse_params
 from ganpipe.training import checkpoint as ckpt
 from ganpipe.training.trainer import Trainer, train

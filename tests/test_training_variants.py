@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from _training_data import demo_corpus, lj_corpus, tiny_params, train_paths  # noqa: F401 (fixtures)
+from tests._training_data import tiny_params, train_paths
 from ganpipe import generator_io
 from ganpipe.models import VARIANTS
 from ganpipe.training.trainer import Trainer
