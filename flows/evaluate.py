@@ -50,10 +50,11 @@ def score(params: Params, generator: str, prepared: str) -> E.EvalResult:
     if loaded.bundle.kind == "vocoder":
         items = [(r.utt_id, str(Path(prepared) / r.path), r.speaker) for r in rows.itertuples()]
         return E.evaluate_vocoder(loaded, items, device, ev.samples_to_save, ev.griffin_lim_iterations)
-    length = 16384 if loaded.bundle.variant == "wavegan" else loaded.generator.spectrogram.audio_length
-    if loaded.bundle.variant == "mel_mlp_gan":
-        raise ValueError("mel_mlp_gan generates single mel frames; evaluate it through a vocoder "
+    described = loaded.bundle.description
+    if not described.makes_audio:
+        raise ValueError(f"{loaded.bundle.variant} generates single mel frames; evaluate it through a vocoder "
                          "(its frames have no waveform to score here)")
+    length = described.clip_samples
     real = np.stack([E.read_clip(str(Path(prepared) / p), length, loaded.bundle.sample_rate) for p in rows["path"]])
     return E.evaluate_unconditional(loaded, real, ev.generated_clips, ev.ndb_bins, device, ev.samples_to_save)
 

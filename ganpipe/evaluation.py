@@ -220,8 +220,7 @@ def evaluate_unconditional(loaded: LoadedGenerator, real_clips: np.ndarray, n_ge
             if loaded.bundle.conditioning != "none":
                 kw["labels"] = torch.arange(start, start + n, device=device) % max(1, len(loaded.label_names))
             x = gen_module(z, **kw)
-            if loaded.bundle.variant == "specgan":
-                x = gen_module.spectrogram.to_audio(x)
+            x = loaded.bundle.description.to_audio(gen_module, x)
             out.append(x[:, 0].float().cpu().numpy())
     seconds = time.perf_counter() - t0
     gen = np.concatenate(out)

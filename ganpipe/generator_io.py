@@ -73,27 +73,13 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Load
                            {k: v.numpy() for k, v in obj["mel_stats"].items()}, list(obj["label_names"]), meta)
 
 
-def load_weights(source: str | Path) -> dict[str, torch.Tensor]:
-    """Generator weights for fine-tuning: a generator file, a training checkpoint, or a registered
-    model (``models:/NAME@champion``, ``models:/NAME/3``: its generator file is downloaded from the
-    tracking store of $MLFLOW_TRACKING_URI, else of ./params.yaml)."""
-    path = Path(source)
-    if str(source).startswith("models:/"):
-        import tempfile
-
-        from ganpipe.registry import download_generator
-
-        with tempfile.TemporaryDirectory(prefix="ganpipe-fine-tune-") as tmp:
-            try:
-                path = download_generator(str(source), tmp)
-            except Exception as exc:  # noqa: BLE001 - name the parameter and the URI
-                raise ValueError(f"train.fine_tune_from={source}: cannot fetch the registered generator "
-                                 f"({type(exc).__name__}: {exc})") from None
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        if not path.is_file():
-            raise FileNotFoundError(f"train.fine_tune_from: file not found: {path}")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Generator weights for fine-tuning from a local file: a generator file or a training checkpoint
+    (a registered model is fetched first: ganpipe.training.trainer.fine_tune_weights)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"train.fine_tune_from: file not found: {path}")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
     if "state_dict" in obj and obj.get("format") == FORMAT:
         return obj["state_dict"]
     if "generator" in obj:

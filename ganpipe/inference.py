@@ -11,7 +11,7 @@ a copy (the caller's generator keeps its weight norm and training mode) and then
     ``threads`` is given). ORT fuses conv + leaky ReLU, computes the leaky ReLU shared by the
     multi-receptive-field branches once, and its MLAS convolutions beat PyTorch's per-call oneDNN
     path. Measured with 2 threads on 5 s of LJSpeech (benchmarks/bench_inference.py,
-    RESULTS_train_inference.md): on a quiet machine 1.3x (V1) and 1.4-1.6x (V3) the reference's
+    benchmarks/RESULTS.md): on a quiet machine 1.3x (V1) and 1.4-1.6x (V3) the reference's
     speed; with other jobs on the cores 1.9-3x, since PyTorch's OpenMP threads stall on each
     other when one is descheduled and ORT's pool does not. V1 is compute-bound (~53 GFLOP per
     audio second, ORT sustains ~150 GFLOP/s on 2 AVX2 cores), which caps what any exact fp32 path
@@ -58,11 +58,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import parametrize
 
 Backend = Literal["auto", "onnxruntime", "torch", "compile"]
 BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "torch", "compile")
+# The one tolerance of an ONNX (or compiled) path against the reference forward: here, at registration
+# (ganpipe/registry.py) and in the served model's contract (ganpipe/serving.py).
 DEFAULT_ATOL = 1e-4
+ONNX_BACKEND = "onnxruntime"  # the backend name everywhere (the served model also accepts "onnx")
 _PROBE_FRAMES = 32
 
 
@@ -75,30 +77,13 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def _fold_parametrizations(module: nn.Module) -> int:
-    """Replace every parametrised tensor (weight norm) inside ``module`` by its current value.
-
-    Not ``parametrize.remove_parametrizations``: that deletes the property from the layer's
-    *class*, which a ``copy.deepcopy`` shares with the original model, so removing weight norm
-    from a copy breaks the original (and the reverse). Here only the copy's instances change.
-    """
-    layers = [m for m in module.modules() if parametrize.is_parametrized(m)]
-    for layer in layers:
-        with torch.no_grad():
-            values = {name: getattr(layer, name).detach().clone() for name in layer.parametrizations}
-        plain_class = type(layer).__bases__[0]  # parametrize swaps in a subclass "Parametrized<Class>"
-        del layer.parametrizations
-        layer.__class__ = plain_class
-        for name, value in values.items():
-            setattr(layer, name, nn.Parameter(value, requires_grad=False))
-    return len(layers)
-
-
 def reference_module(generator: nn.Module, device: str | torch.device | None = None) -> nn.Module:
     """The reference inference module: a copy of ``generator`` without weight norm (folded into
     plain weights), in eval mode, with ``requires_grad`` off. ``generator`` is not changed."""
+    from ganpipe.models.normalization import remove_weight_norm
+
     module = copy.deepcopy(generator)
-    _fold_parametrizations(module)
+    remove_weight_norm(module)
     if device is not None:
         module = module.to(device)
     module.eval()
@@ -214,7 +199,7 @@ class InferenceGenerator(nn.Module):
         self._compiled: Any = None
         self.module: nn.Module | None = None
         if backend == "onnxruntime":
-            self._session = _ort_session(export_onnx(reference), threads, spinning)
+            self._session = onnx_session(export_onnx(reference), threads, spinning)
         else:
             self.module = reference
             if backend == "compile":
@@ -253,8 +238,12 @@ class InferenceGenerator(nn.Module):
         return f"backend={self.backend}, device={self.device}, hop_length={self.hop_length}"
 
 
-def _ort_session(model: bytes, threads: int | None, spinning: bool) -> Any:
+def onnx_session(model: bytes | str | Path, threads: int | None = None, spinning: bool = False) -> Any:
+    """The one ONNX Runtime session builder (CPU): an exported model's bytes or file."""
     import onnxruntime as ort
+
+    if isinstance(model, Path):
+        model = str(model)
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or torch.get_num_threads())

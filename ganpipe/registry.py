@@ -63,12 +63,14 @@ from pathlib import Path
 from typing import Any
 
 from ganpipe.config import Params, TrackingParams
+from ganpipe.mlflow_store import (GENERATOR_ARTIFACT, download_generator, file_sha256, project_tracking,  # noqa: F401
+                                  resolve_tracking_uri)
 from ganpipe.promotion import Source, differences, profile, profile_from_tags, promotion_source, uncommitted_changes
 
 log = logging.getLogger("ganpipe.registry")
 
 MODEL_ARTIFACT = {"vocoder": "vocoder", "unconditional": "generator"}  # the logged model's name in its run, by kind
-GENERATOR_ARTIFACT = "artifacts/generator.pt"  # path of the generator file inside the model
+
 # Directions of the metrics that ganpipe.metrics.HIGHER_IS_BETTER does not list (unconditional).
 _EXTRA_HIGHER_IS_BETTER = {"frechet_mel": False, "ndb_fraction": False, "ndb": False}
 # registry.primary_metric: auto -> this metric of the generator's kind
@@ -131,14 +133,6 @@ def higher_is_better(metric: str) -> bool:
 
 # ------------------------------------------------------------------------------------------------
 # helpers: paths, hashes, data version
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def weights_sha256(path: str | Path) -> str:
     """Content hash of a generator file: variant, architecture config, weights (names, dtypes,
     shapes, bytes), mel configuration + statistics and label names; not the step or run id."""
@@ -159,20 +153,6 @@ def weights_sha256(path: str | Path) -> str:
     for name in sorted(obj.get("mel_stats", {})):
         add(f"mel_stats.{name}", obj["mel_stats"][name])
     return h.hexdigest()
-
-
-def project_tracking(tp: TrackingParams, project_dir: str | Path = ".") -> TrackingParams:
-    """``tp`` with a relative sqlite database and artifact folder made absolute under ``project_dir``
-    (the process may run elsewhere, e.g. a scheduled flow run)."""
-    root = Path(project_dir).resolve()
-    uri = tp.tracking_uri
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        uri = prefix + str(root / uri[len(prefix):])
-    location = Path(tp.artifact_location)
-    if not location.is_absolute():
-        location = root / location
-    return tp.model_copy(update={"tracking_uri": uri, "artifact_location": str(location)})
 
 
 def lock_path(tp: TrackingParams, project_dir: str | Path = ".") -> Path:
@@ -343,12 +323,13 @@ def _export_onnx(loaded: Any, path: Path) -> str | None:
     import numpy as np
     import torch
 
-    from ganpipe.inference import _draws_noise, export_latent_onnx, export_onnx, reference_module
+    from ganpipe.inference import DEFAULT_ATOL, _draws_noise, export_latent_onnx, export_onnx, onnx_session
+    from ganpipe.inference import reference_module
 
     b = loaded.bundle
     if b.kind == "vocoder" and _draws_noise(loaded.generator):
         return f"{b.variant} draws its own noise: no deterministic export to compare"
-    if b.kind != "vocoder" and b.variant != "wavegan":
+    if not b.description.onnx_exportable:
         return (f"{b.variant}: its audio is rendered by Griffin-Lim after the network, which an ONNX "
                 "export would not contain; serve it with backend torch")
     try:
@@ -365,16 +346,14 @@ def _export_onnx(loaded: Any, path: Path) -> str | None:
             if b.conditioning != "none":
                 inputs["labels"] = torch.arange(3) % max(1, b.n_classes)
         export(loaded.generator, path)
-        import onnxruntime as ort
-
         with torch.inference_mode():
             first, *cond = inputs  # the network input, then the conditioning by its keyword
             expected = reference(inputs[first], **{k: inputs[k] for k in cond}).numpy()
         feeds = {k: v.numpy() for k, v in inputs.items()}
-        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["wav"], feeds)[0]
+        got = onnx_session(path).run(["wav"], feeds)[0]
         diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
-        if not diff <= 1e-3:
-            return f"ONNX output differs from torch by {diff:.3g}"
+        if not diff <= DEFAULT_ATOL:
+            return f"ONNX output differs from torch by {diff:.3g} (> {DEFAULT_ATOL:g})"
     except Exception as exc:  # noqa: BLE001 - the export is optional; the reason is recorded
         return f"ONNX export failed: {type(exc).__name__}: {exc}"
     return None
@@ -436,7 +415,7 @@ def _kind_metadata(loaded: Any, core: Any) -> tuple[dict[str, Any], Any, str]:
     """Kind-specific metadata, the input example and the registered model's description."""
     import numpy as np
 
-    from ganpipe.serving import LATENT_DISTRIBUTIONS, MAX_CLIPS, RENDERING
+    from ganpipe.serving import MAX_CLIPS
 
     if loaded.bundle.kind == "vocoder":
         cfg = loaded.mel_config
@@ -456,8 +435,8 @@ def _kind_metadata(loaded: Any, core: Any) -> tuple[dict[str, Any], Any, str]:
                                "frames*hop); see ganpipe/serving.py.")
     meta = {
         "sample_rate": core.sample_rate, "latent_dim": core.latent_dim,
-        "latent_distribution": LATENT_DISTRIBUTIONS.get(core.variant), "samples": core.samples,
-        "labels": core.labels, "max_clips": MAX_CLIPS, "rendering": RENDERING[core.variant],
+        "latent_distribution": core.described.latent_distribution, "samples": core.samples,
+        "labels": core.labels, "max_clips": MAX_CLIPS, "rendering": core.described.rendering,
         "input": f"optional float32 latents (batch, {core.latent_dim}), 1 <= batch <= {MAX_CLIPS}; or none with "
                  f"params n (1..{MAX_CLIPS}) + seed (latents drawn by the generator's sample_latent); "
                  "params label for class-conditioned models; see ganpipe/serving.py",
@@ -756,63 +735,6 @@ def champion(params: Params, project_dir: str | Path = ".", model_name: str | No
         if not _registered_model_exists(client, name):
             return None
         return alias_version(client, name, params.registry.champion_alias)
-
-
-def download_generator(model_uri: str, dst_dir: str | Path | None = None, tracking_uri: str | None = None) -> Path:
-    """The generator file inside a registered model (``models:/NAME@alias``, ``models:/NAME/3``),
-    downloaded to ``dst_dir`` (a new temporary folder by default); checked against the version's
-    ``generator_sha256`` tag when there is one."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = tracking_uri or resolve_tracking_uri()
-    if uri:  # the registry too: models:/ URIs resolve through the registry URI
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-    dst = Path(dst_dir) if dst_dir else Path(tempfile.mkdtemp(prefix="ganpipe-model-"))
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
-    path = local / GENERATOR_ARTIFACT
-    if not path.is_file():
-        raise RegistryError(f"{model_uri} holds no ganpipe generator ({GENERATOR_ARTIFACT} missing)")
-    expected = None
-    rest = model_uri[len("models:/"):] if model_uri.startswith("models:/") else ""
-    if rest:
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri) if uri else MlflowClient()
-        try:
-            if "@" in rest:
-                name, alias = rest.split("@", 1)
-                mv = client.get_model_version_by_alias(name, alias)
-            elif "/" in rest:
-                name, version = rest.split("/", 1)
-                mv = client.get_model_version(name, version)
-            else:
-                mv = None
-            expected = mv.tags.get("generator_sha256") if mv is not None else None
-        except Exception:  # noqa: BLE001 - a logged model id (models:/m-...) has no version tags
-            expected = None
-    if expected and file_sha256(path) != expected:
-        raise RegistryError(f"{model_uri}: the downloaded generator does not match its registered hash")
-    return path
-
-
-def resolve_tracking_uri(explicit: str | None = None, params_path: str | Path = "params.yaml") -> str | None:
-    """``explicit``, else ``$MLFLOW_TRACKING_URI``, else the project's ``tracking.tracking_uri`` (of
-    ``params_path`` when it exists, made absolute), else None (MLflow's default)."""
-    import os
-
-    if explicit:
-        return explicit
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    path = Path(params_path)
-    if path.is_file():
-        from ganpipe.config import load_params
-
-        return project_tracking(load_params(path).tracking, path.resolve().parent).tracking_uri
-    return None
 
 
 def write_register_json(path: str | Path, registration: Registration | dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ tensor float32 ``(-1, -1, -1)``, output float32 ``(-1, 1, -1)``, params below.
   ``(lengths[i] // hop) * hop`` (waveform) samples.
 * ``speaker`` (string): for speaker-conditioned models, a speaker name (metadata ``speakers``) or
   its index; must be empty for the others.
-* ``backend``: ``torch`` (default) or ``onnx`` (ONNX Runtime on the ONNX export logged inside the
+* ``backend``: ``torch`` (default) or ``onnxruntime`` (alias ``onnx``; ONNX Runtime on the ONNX export logged inside the
   model with ``registry.export_onnx: true``; same output to ~1e-4).
 
 Unconditional generators (``wavegan``, ``specgan``). Signature: no input schema (``x`` is
@@ -44,7 +44,7 @@ used for every clip; left empty, the clips cycle through the classes (clip i get
 ``(batch, 1, samples)`` float32 at the model's ``sample_rate`` (metadata ``samples``: 16384, about
 1 s at 16 kHz). WaveGAN's output is the waveform itself; SpecGAN's is the Griffin-Lim audio of its
 generated spectrogram (``generator.spectrogram.to_audio``, the path the evaluation uses).
-``backend``: ``torch`` (default) or ``onnx`` (WaveGAN only: its ONNX export, inputs ``z`` [+ int64
+``backend``: ``torch`` (default) or ``onnxruntime`` / ``onnx`` (WaveGAN only: its ONNX export, inputs ``z`` [+ int64
 ``labels``], output ``wav``; SpecGAN's Griffin-Lim rendering is not exported). ``mel_mlp_gan``
 (single normalised mel frames, no waveform; the evaluation does not score it either) is not
 served: building its model raises :class:`InputError`, and the registry refuses it.
@@ -82,17 +82,22 @@ import numpy as np
 import torch
 from mlflow.pyfunc import PythonModel
 
+from ganpipe.inference import ONNX_BACKEND, onnx_session
+
 INPUT_TYPES = ("mel", "waveform")
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", ONNX_BACKEND)  # one vocabulary with ganpipe.inference
+_BACKEND_ALIASES = {"onnx": ONNX_BACKEND}  # the name served models answered to first
+
+
+def _backend(backend: Any) -> str:
+    backend = _BACKEND_ALIASES.get(str(backend), str(backend))
+    if backend not in BACKENDS:
+        raise InputError(f"params 'backend' must be one of {list(BACKENDS)}, got {backend!r}")
+    return backend
 FORMAT = "ganpipe-vocoder/1"  # metadata "format" of a vocoder
 UNCONDITIONAL_FORMAT = "ganpipe-unconditional/1"  # ... of an unconditional generator
 FORMATS = {"vocoder": FORMAT, "unconditional": UNCONDITIONAL_FORMAT}
 MAX_CLIPS = 256  # clips per request of an unconditional model
-# Unconditional variants with a waveform, and how it is made from the generator's output.
-RENDERING = {"wavegan": "the generator's output waveform",
-             "specgan": "Griffin-Lim of the generated spectrogram (generator.spectrogram.to_audio)"}
-# The latent distribution of each unconditional variant's sample_latent (for callers giving x).
-LATENT_DISTRIBUTIONS = {"wavegan": "uniform in [-1, 1]", "specgan": "uniform in [-1, 1]"}
 _CHUNK = 16  # clips generated per forward call (bounds memory; as in the evaluation)
 
 
@@ -138,15 +143,10 @@ def signature_for(kind: str) -> Any:
 
 def _onnx_session(path: str | None) -> Any:
     if not path:
-        raise InputError("backend 'onnx': this model version has no ONNX export "
+        raise InputError(f"backend '{ONNX_BACKEND}': this model version has no ONNX export "
                          "(registered with registry.export_onnx: false, or none possible: see metadata "
                          "onnx_skipped); use backend 'torch'")
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.log_severity_level = 3
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return onnx_session(path)
 
 
 class VocoderCore:
@@ -199,7 +199,7 @@ class VocoderCore:
         if self.normalize:
             mel = (mel - self.mean) / self.std
         spk = None if speaker is None else torch.full((mel.shape[0],), speaker, dtype=torch.long)
-        if backend == "onnx":
+        if backend == ONNX_BACKEND:
             feeds = {"mel": np.ascontiguousarray(mel.numpy(), dtype=np.float32)}
             if spk is not None:
                 feeds["speaker"] = spk.numpy()
@@ -216,8 +216,7 @@ class VocoderCore:
                 backend: str = "torch") -> np.ndarray:
         if input_type not in INPUT_TYPES:
             raise InputError(f"params 'input_type' must be one of {list(INPUT_TYPES)}, got {input_type!r}")
-        if backend not in BACKENDS:
-            raise InputError(f"params 'backend' must be one of {list(BACKENDS)}, got {backend!r}")
+        backend = _backend(backend)
         try:
             x = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError) as exc:
@@ -274,19 +273,19 @@ class UnconditionalCore:
         bundle = loaded.bundle
         if bundle.kind != "unconditional":
             raise InputError(f"variant {bundle.variant} is not an unconditional generator (latent -> waveform)")
-        if bundle.variant not in RENDERING:
+        self.described = bundle.description
+        if not self.described.makes_audio:
             raise InputError(f"variant {bundle.variant} generates {bundle.output_spec.name} "
-                             f"{bundle.output_spec.shape}, not audio; only {sorted(RENDERING)} are served")
+                             f"{bundle.output_spec.shape}, not audio; only generators of audio clips are served")
         self.loaded = loaded
         self.variant = bundle.variant
         self.module = reference_module(loaded.generator, "cpu")  # eval, no grad
         self.latent_dim = int(self.module.latent_dim)
-        if self.variant == "specgan" and not bool(self.module.spectrogram.fitted):
-            raise InputError("this SpecGAN's spectrogram statistics were never fitted: its output cannot be "
+        if self.described.needs_statistics(self.module):
+            raise InputError(f"this {self.variant}'s spectrogram statistics were never fitted: its output cannot be "
                              "turned into audio")
         self.sample_rate = int(bundle.sample_rate)
-        self.samples = int(bundle.output_spec.shape[-1]) if self.variant == "wavegan" \
-            else int(self.module.spectrogram.audio_length)
+        self.samples = int(self.described.clip_samples)
         self.conditional = bundle.conditioning != "none"
         self.labels = list(loaded.label_names) if self.conditional else []
         if self.conditional and len(self.labels) != bundle.n_classes:
@@ -353,27 +352,25 @@ class UnconditionalCore:
     # -- generation -------------------------------------------------------------------------------
     def _session(self) -> Any:
         if self._ort is None:
-            if self.variant != "wavegan":
-                raise InputError(f"backend 'onnx': {self.variant} has no ONNX export (its Griffin-Lim "
+            if not self.described.onnx_exportable:
+                raise InputError(f"backend '{ONNX_BACKEND}': {self.variant} has no ONNX export (its Griffin-Lim "
                                  "rendering is not exported); use backend 'torch'")
             self._ort = _onnx_session(self.onnx_path)
         return self._ort
 
     def _generate(self, z: torch.Tensor, labels: torch.Tensor | None, backend: str) -> np.ndarray:
-        if backend == "onnx":
+        if backend == ONNX_BACKEND:
             feeds = {"z": z.numpy()}
             if labels is not None:
                 feeds["labels"] = labels.numpy()
             return np.asarray(self._session().run(["wav"], feeds)[0], dtype=np.float32)
         with torch.inference_mode():
             out = self.module(z, **({} if labels is None else {"labels": labels}))
-            if self.variant == "specgan":
-                out = self.module.spectrogram.to_audio(out)
+            out = self.described.to_audio(self.module, out)
         return out.float().cpu().numpy()
 
     def predict(self, x: Any = None, n: Any = 0, seed: Any = 0, label: Any = "", backend: str = "torch") -> np.ndarray:
-        if backend not in BACKENDS:
-            raise InputError(f"params 'backend' must be one of {list(BACKENDS)}, got {backend!r}")
+        backend = _backend(backend)
         z = self._latents(x, n, seed)
         fixed = self._label(label)
         batch = z.shape[0]
@@ -381,7 +378,7 @@ class UnconditionalCore:
         if self.conditional:
             labels = (torch.full((batch,), fixed, dtype=torch.long) if fixed is not None
                       else torch.arange(batch, dtype=torch.long) % len(self.labels))
-        if backend == "onnx":
+        if backend == ONNX_BACKEND:
             self._session()  # fail before any work when there is no export
         outs = [self._generate(z[i:i + _CHUNK], None if labels is None else labels[i:i + _CHUNK], backend)
                 for i in range(0, batch, _CHUNK)]

@@ -295,7 +295,7 @@ def _load_pyfunc(model_uri: str, tracking_uri: str | None) -> tuple[Any, dict[st
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from ganpipe.registry import resolve_tracking_uri
+    from ganpipe.mlflow_store import resolve_tracking_uri
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = resolve_tracking_uri(tracking_uri)

@@ -12,6 +12,7 @@ from ganpipe.metrics import METRIC_KEYS
 from ganpipe.models import TINY_OVERRIDES, build
 
 
+@pytest.mark.slow  # every metric (MCD, PESQ, F0) on real speech: ~15 s
 def test_score_folders_matches_by_name_and_reports_bad_pairs(tmp_path, lj_wavs):
     ref, gen = tmp_path / "ref", tmp_path / "gen"
     ref.mkdir()
@@ -191,3 +192,19 @@ def test_frechet_distance_of_fewer_than_two_clips_is_a_clear_error():
     emb = np.random.default_rng(0).normal(size=(5, 4))
     with pytest.raises(ValueError, match="at least 2 clips"):  # was scipy's LinAlgError from sqrtm on a NaN covariance
         frechet_distance(emb[:1], emb)
+
+
+def test_evaluating_a_frames_generator_names_why(tmp_path):
+    """A generator of single mel frames has no audio to score: the evaluate stage says so (it used to
+    read the generator's ``.spectrogram`` first and fail with an AttributeError)."""
+    from flows.evaluate import score
+    from ganpipe.config import parse_params
+    from tests._registry_project import make_generator
+
+    gen = make_generator(tmp_path / "g.pt", 0, variant="mel_mlp_gan")
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "manifest.csv").write_text("utt_id,speaker,path,split\nu1,s,wavs/u1.wav,test\nu2,s,wavs/u2.wav,test\n")
+    params = parse_params({"evaluation": {"device": "cpu"}})
+    with pytest.raises(ValueError, match="mel_mlp_gan generates single mel frames"):
+        score.fn(params, str(gen), str(prepared))

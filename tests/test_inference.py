@@ -47,7 +47,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max())
 
 
-@pytest.mark.parametrize("variant", ["hifigan_v1", "hifigan_v3"])
+@pytest.mark.parametrize("variant", [pytest.param("hifigan_v1", marks=pytest.mark.slow), "hifigan_v3"])  # V1: ~10 s
 def test_full_size_fast_paths_match_reference_on_real_mel(variant, lj_mel):
     generator, reference = reference_pair(variant)
     with torch.no_grad():

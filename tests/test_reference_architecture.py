@@ -72,7 +72,8 @@ def compare_discriminator(ref_outs: list[list[torch.Tensor]], ours) -> float:
     return worst
 
 
-@pytest.mark.parametrize("variant", ["hifigan_v1", "hifigan_v2", "hifigan_v3"])
+@pytest.mark.parametrize("variant", [pytest.param("hifigan_v1", marks=pytest.mark.slow),  # full size: ~14 s
+                                     "hifigan_v2", "hifigan_v3"])
 def test_jik876_generator_and_discriminators(variant, clip):
     ref_g, ref_mpd, ref_msd = oracles.jik876_models(variant)
     for i, m in enumerate((ref_g, ref_mpd, ref_msd)):
@@ -99,6 +100,7 @@ def test_jik876_generator_and_discriminators(variant, clip):
         assert max_diff(ref, logits) <= TOL
 
 
+@pytest.mark.slow  # full-size HiFi-GAN V1 both ways: ~15 s
 def test_toolkit_hifigan_v1(clip):
     ref_g, ref_d, _ = oracles.toolkit_models("hifigan")
     perturb(ref_g, 1)

@@ -34,6 +34,7 @@ def check(c: rs.StepComparison, adversarial: bool) -> None:
         assert "d_loss" not in c.logs and c.moved["D"] == 0.0, c.moved
 
 
+@pytest.mark.slow  # a full-size HiFi-GAN V1 step both ways: ~13 s
 def test_jik876_hifigan_v1_one_step(lj_corpus, lj_wavs, tmp_path):
     check(rs.jik876_step(lj_corpus, tmp_path, lj_wavs), adversarial=True)
 

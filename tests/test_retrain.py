@@ -65,7 +65,7 @@ def attempts(root: Path, gen: str) -> int:
 def test_retrain_promotes_only_if_better_and_failures_keep_the_champion(tmp_path, tmp_path_factory,
                                                                          prefect_harness, monkeypatch):
     from flows.retrain import CommandError, retrain_flow
-    from ganpipe.generator_io import load_weights
+    from ganpipe.training.trainer import fine_tune_weights as load_weights
     from ganpipe.registry import file_sha256
 
     root = project(tmp_path / "proj", mlflow_template(tmp_path_factory), [1, 2])

@@ -13,6 +13,7 @@ import json
 import socket
 import textwrap
 
+import pytest
 import torch
 import yaml
 
@@ -87,6 +88,7 @@ def _equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # two torchrun processes (subprocesses)
 def test_torchrun_two_cpu_processes(demo_corpus, tmp_path, monkeypatch):
     project = demo_corpus.install(tmp_path / "project")
     hook_dir, dump = tmp_path / "hook", tmp_path / "dump"

@@ -107,6 +107,7 @@ def test_label_conditioning_with_ac_gan(variant, demo_corpus, tmp_path):
     assert (out[0] - out[1]).abs().max() > 1e-4  # the label changes the output
 
 
+@pytest.mark.slow  # training with an MLflow store: ~15 s on the shared CI cores
 def test_mlflow_logs_params_metrics_and_samples(demo_corpus, tmp_path, monkeypatch):
     import mlflow
     from mlflow import MlflowClient

@@ -7,10 +7,10 @@
 See :class:`ModelBundle` for what a build returns and :mod:`.registry` for the variants.
 """
 
-from .bundle import ModelBundle, TensorSpec
+from .bundle import ModelBundle, TensorSpec, VariantDescription
 from .normalization import count_parameters, remove_weight_norm
 from .outputs import DiscriminatorOutput
-from .registry import TINY_OVERRIDES, VARIANTS, build, default_config
+from .registry import TINY_OVERRIDES, VARIANTS, build, default_config, describe
 
 __all__ = [
     "DiscriminatorOutput",
@@ -18,8 +18,10 @@ __all__ = [
     "TINY_OVERRIDES",
     "TensorSpec",
     "VARIANTS",
+    "VariantDescription",
     "build",
     "count_parameters",
     "default_config",
+    "describe",
     "remove_weight_norm",
 ]

@@ -73,15 +73,27 @@ def has_weight_norm(module: nn.Module) -> bool:
 
 
 def remove_weight_norm(model: nn.Module) -> int:
-    """Fold every weight-norm parametrisation inside ``model`` into a plain weight.
+    """Fold every weight-norm parametrisation inside ``model`` into a plain weight (the project's one
+    weight-norm removal: the generators' ``remove_weight_norm`` and ganpipe.inference use it).
 
     The computed weight is kept, so the model's output does not change. Spectral norm is left
-    in place (it belongs to discriminators, which are not exported). Returns the number of layers
-    that were changed.
+    in place (it belongs to discriminators, which are not exported). Only the model's own layer
+    instances change: not ``parametrize.remove_parametrizations``, which deletes the property from
+    the layer's *class*, shared with every ``copy.deepcopy`` of the model (removing weight norm from
+    a copy would break the original). Returns the number of layers that were changed.
     """
     layers = [m for m in model.modules() if has_weight_norm(m)]
     for layer in layers:
-        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        if set(layer.parametrizations) != {"weight"} or len(layer.parametrizations["weight"]) != 1:
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)  # stacked: as torch does
+            continue
+        original = layer.parametrizations["weight"].original0
+        with torch.no_grad():
+            value = layer.weight.detach().clone()
+        plain_class = type(layer).__bases__[0]  # parametrize swaps in a subclass "Parametrized<Class>"
+        del layer.parametrizations
+        layer.__class__ = plain_class
+        layer.weight = nn.Parameter(value, requires_grad=original.requires_grad)
     return len(layers)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from .bundle import AdversarialLoss, ModelBundle, TensorSpec
+from .bundle import AdversarialLoss, ModelBundle, TensorSpec, VariantDescription
 from .conditioning_options import ClassConditioningOptions, SpeakerConditioningOptions
 from .hifigan import HIFIGAN_V1, HIFIGAN_V2, HIFIGAN_V3, HiFiGANConfig, HiFiGANGenerator
 from .hifigan import MultiPeriodDiscriminator, MultiScaleDiscriminator
@@ -33,6 +33,7 @@ def _vocoder_bundle(
     generator: nn.Module,
     discriminators: dict[str, nn.Module],
     loss: AdversarialLoss,
+    description: VariantDescription,
 ) -> ModelBundle:
     options: SpeakerConditioningOptions = config
     return ModelBundle(
@@ -51,6 +52,7 @@ def _vocoder_bundle(
         discriminator_classifies=options.discriminator_aux_classifier,
         adversarial_loss=loss,
         config=dataclasses.asdict(config),
+        description=description,
     )
 
 
@@ -61,6 +63,7 @@ def _latent_bundle(
     discriminators: dict[str, nn.Module],
     output_spec: TensorSpec,
     loss: AdversarialLoss,
+    description: VariantDescription,
 ) -> ModelBundle:
     options: ClassConditioningOptions = config
     return ModelBundle(
@@ -79,10 +82,11 @@ def _latent_bundle(
         discriminator_classifies=options.discriminator_aux_classifier,
         adversarial_loss=loss,
         config=dataclasses.asdict(config),
+        description=description,
     )
 
 
-def _hifigan(variant: str, config: HiFiGANConfig) -> ModelBundle:
+def _hifigan(variant: str, config: HiFiGANConfig, description: VariantDescription) -> ModelBundle:
     conditioning = config.discriminator_conditioning()
     divisor = config.discriminator_channel_divisor
     return _vocoder_bundle(
@@ -94,10 +98,11 @@ def _hifigan(variant: str, config: HiFiGANConfig) -> ModelBundle:
             "msd": MultiScaleDiscriminator(config.msd_scales, conditioning, divisor, config.msd_strides),
         },
         "lsgan",
+        description,
     )
 
 
-def _melgan(variant: str, config: MelGANConfig) -> ModelBundle:
+def _melgan(variant: str, config: MelGANConfig, description: VariantDescription) -> ModelBundle:
     discriminator = MelGANMultiScaleDiscriminator(
         config.discriminator_scales,
         config.discriminator_conditioning(),
@@ -105,10 +110,10 @@ def _melgan(variant: str, config: MelGANConfig) -> ModelBundle:
         config.discriminator_max_channels,
         config.discriminator_downsample_scales,
     )
-    return _vocoder_bundle(variant, config, MelGANGenerator(config), {"msd": discriminator}, "hinge")
+    return _vocoder_bundle(variant, config, MelGANGenerator(config), {"msd": discriminator}, "hinge", description)
 
 
-def _multiband_melgan(variant: str, config: MultiBandMelGANConfig) -> ModelBundle:
+def _multiband_melgan(variant: str, config: MultiBandMelGANConfig, description: VariantDescription) -> ModelBundle:
     discriminator = MelGANMultiScaleDiscriminator(
         config.discriminator_scales,
         config.discriminator_conditioning(),
@@ -116,20 +121,22 @@ def _multiband_melgan(variant: str, config: MultiBandMelGANConfig) -> ModelBundl
         config.discriminator_max_channels,
         config.discriminator_downsample_scales,
     )
-    return _vocoder_bundle(variant, config, MultiBandMelGANGenerator(config), {"msd": discriminator}, "lsgan")
+    return _vocoder_bundle(variant, config, MultiBandMelGANGenerator(config), {"msd": discriminator}, "lsgan",
+                           description)
 
 
-def _parallel_wavegan(variant: str, config: ParallelWaveGANConfig) -> ModelBundle:
+def _parallel_wavegan(variant: str, config: ParallelWaveGANConfig, description: VariantDescription) -> ModelBundle:
     discriminator = ParallelWaveGANDiscriminator(
         config.discriminator_conditioning(),
         config.discriminator_layers,
         config.discriminator_channels,
         config.discriminator_kernel_size,
     )
-    return _vocoder_bundle(variant, config, ParallelWaveGANGenerator(config), {"pwg": discriminator}, "lsgan")
+    return _vocoder_bundle(variant, config, ParallelWaveGANGenerator(config), {"pwg": discriminator}, "lsgan",
+                           description)
 
 
-def _wavegan(variant: str, config: WaveGANConfig) -> ModelBundle:
+def _wavegan(variant: str, config: WaveGANConfig, description: VariantDescription) -> ModelBundle:
     return _latent_bundle(
         variant,
         config,
@@ -137,10 +144,11 @@ def _wavegan(variant: str, config: WaveGANConfig) -> ModelBundle:
         {"wavegan": WaveGANDiscriminator(config)},
         TensorSpec("waveform", (1, config.output_length)),
         "wgan-gp",
+        description,
     )
 
 
-def _specgan(variant: str, config: SpecGANConfig) -> ModelBundle:
+def _specgan(variant: str, config: SpecGANConfig, description: VariantDescription) -> ModelBundle:
     size = config.image_size
     return _latent_bundle(
         variant,
@@ -149,10 +157,11 @@ def _specgan(variant: str, config: SpecGANConfig) -> ModelBundle:
         {"specgan": SpecGANDiscriminator(config)},
         TensorSpec("log_magnitude", (1, size, size)),
         "wgan-gp",
+        description,
     )
 
 
-def _mel_mlp_gan(variant: str, config: MelMLPGANConfig) -> ModelBundle:
+def _mel_mlp_gan(variant: str, config: MelMLPGANConfig, description: VariantDescription) -> ModelBundle:
     return _latent_bundle(
         variant,
         config,
@@ -160,25 +169,61 @@ def _mel_mlp_gan(variant: str, config: MelMLPGANConfig) -> ModelBundle:
         {"mlp": MelMLPDiscriminator(config)},
         TensorSpec("mel_frame", (config.n_mels,)),
         "bce",
+        description,
     )
+
+
+# -- what each variant is (stages ask this, never the name) -----------------------------------
+_UNIFORM = "uniform in [-1, 1]"
+
+
+def _vocoder(config: Any, subbands: bool = False) -> VariantDescription:
+    return VariantDescription(
+        kind="vocoder", consumes="mel", discriminates="waveform", mel_params=("n_mels", "hop_length", "sample_rate"),
+        label_option="n_speakers", subbands=subbands, clip_samples=None, sample_rate=config.sample_rate,
+        onnx_exportable=True)
+
+
+def _waveform(config: WaveGANConfig) -> VariantDescription:
+    return VariantDescription(
+        kind="waveform", consumes="latent", discriminates="waveform", mel_params=(), label_option="n_classes",
+        subbands=False, clip_samples=config.output_length, sample_rate=config.sample_rate, onnx_exportable=True,
+        rendering="the generator's output waveform", latent_distribution=_UNIFORM)
+
+
+def _spectrogram(config: SpecGANConfig) -> VariantDescription:
+    return VariantDescription(
+        kind="spectrogram", consumes="latent", discriminates="log_magnitude", mel_params=(),
+        label_option="n_classes", subbands=False, clip_samples=config.image_size * config.hop_length,
+        sample_rate=config.sample_rate, onnx_exportable=False,  # Griffin-Lim runs after the network
+        rendering="Griffin-Lim of the generated spectrogram (generator.spectrogram.to_audio)",
+        latent_distribution=_UNIFORM)
+
+
+def _frames(config: MelMLPGANConfig) -> VariantDescription:
+    return VariantDescription(
+        kind="frames", consumes="latent", discriminates="mel_frame", mel_params=("n_mels",),
+        label_option="n_classes", subbands=False, clip_samples=None, sample_rate=config.sample_rate,
+        onnx_exportable=False, latent_distribution="standard normal")
 
 
 @dataclass(frozen=True)
 class _Variant:
     default: Any
-    build: Callable[[str, Any], ModelBundle]
+    build: Callable[[str, Any, VariantDescription], ModelBundle]
+    describe: Callable[[Any], VariantDescription]
 
 
 _REGISTRY: dict[str, _Variant] = {
-    "hifigan_v1": _Variant(HIFIGAN_V1, _hifigan),
-    "hifigan_v2": _Variant(HIFIGAN_V2, _hifigan),
-    "hifigan_v3": _Variant(HIFIGAN_V3, _hifigan),
-    "melgan": _Variant(MelGANConfig(), _melgan),
-    "multiband_melgan": _Variant(MultiBandMelGANConfig(), _multiband_melgan),
-    "parallel_wavegan": _Variant(ParallelWaveGANConfig(), _parallel_wavegan),
-    "wavegan": _Variant(WaveGANConfig(), _wavegan),
-    "specgan": _Variant(SpecGANConfig(), _specgan),
-    "mel_mlp_gan": _Variant(MelMLPGANConfig(), _mel_mlp_gan),
+    "hifigan_v1": _Variant(HIFIGAN_V1, _hifigan, _vocoder),
+    "hifigan_v2": _Variant(HIFIGAN_V2, _hifigan, _vocoder),
+    "hifigan_v3": _Variant(HIFIGAN_V3, _hifigan, _vocoder),
+    "melgan": _Variant(MelGANConfig(), _melgan, _vocoder),
+    "multiband_melgan": _Variant(MultiBandMelGANConfig(), _multiband_melgan, lambda c: _vocoder(c, subbands=True)),
+    "parallel_wavegan": _Variant(ParallelWaveGANConfig(), _parallel_wavegan, _vocoder),
+    "wavegan": _Variant(WaveGANConfig(), _wavegan, _waveform),
+    "specgan": _Variant(SpecGANConfig(), _specgan, _spectrogram),
+    "mel_mlp_gan": _Variant(MelMLPGANConfig(), _mel_mlp_gan, _frames),
 }
 
 VARIANTS: frozenset[str] = frozenset(_REGISTRY)
@@ -212,12 +257,7 @@ def default_config(variant: str) -> Any:
     return _REGISTRY[variant].default
 
 
-def build(variant: str, **overrides: Any) -> ModelBundle:
-    """Build ``variant`` with its reference hyper-parameters, replaced by ``overrides``.
-
-    Raises ``ValueError`` for an unknown variant (listing the allowed names), an unknown override
-    (listing the variant's fields) or an invalid combination of values.
-    """
+def _config(variant: str, overrides: dict[str, Any]) -> Any:
     defaults = default_config(variant)
     fields = {f.name for f in dataclasses.fields(defaults)}
     unknown = sorted(set(overrides) - fields)
@@ -225,5 +265,20 @@ def build(variant: str, **overrides: Any) -> ModelBundle:
         raise ValueError(
             f"unknown option(s) for model {variant!r}: {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}"
         )
-    config = dataclasses.replace(defaults, **{k: _as_tuples(v) for k, v in overrides.items()})
-    return _REGISTRY[variant].build(variant, config)
+    return dataclasses.replace(defaults, **{k: _as_tuples(v) for k, v in overrides.items()})
+
+
+def describe(variant: str, **overrides: Any) -> VariantDescription:
+    """What ``variant`` (with ``overrides``) is, without building it: see :class:`VariantDescription`."""
+    return _REGISTRY[variant].describe(_config(variant, overrides))
+
+
+def build(variant: str, **overrides: Any) -> ModelBundle:
+    """Build ``variant`` with its reference hyper-parameters, replaced by ``overrides``.
+
+    Raises ``ValueError`` for an unknown variant (listing the allowed names), an unknown override
+    (listing the variant's fields) or an invalid combination of values.
+    """
+    config = _config(variant, overrides)
+    entry = _REGISTRY[variant]
+    return entry.build(variant, config, entry.describe(config))

@@ -45,7 +45,7 @@ from ganpipe.atomic import atomic_path, write_json
 from ganpipe.config import Params
 from ganpipe.features import load_stats
 from ganpipe.mel import MelConfig, MelSpectrogram
-from ganpipe.models import ModelBundle, build
+from ganpipe.models import ModelBundle, build, describe
 from ganpipe.models.outputs import DiscriminatorOutput, merge_outputs
 from ganpipe.plots import plot_training_curves
 from ganpipe.stft_distance import MultiResolutionSTFT
@@ -170,10 +170,10 @@ class _EpochPlan:
 class _TrainingForward(nn.Module):
     """What the training step calls (and DDP wraps): MB-MelGAN's sub-bands, else the output."""
 
-    def __init__(self, generator: nn.Module, variant: str):
+    def __init__(self, generator: nn.Module, subbands: bool):
         super().__init__()
         self.generator = generator
-        self.subbands = variant == "multiband_melgan"
+        self.subbands = subbands
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         if self.subbands:
@@ -232,18 +232,34 @@ def feature_maps(real: DiscriminatorOutput, fake: DiscriminatorOutput, include_f
             [f + [o] for f, o in zip(fake.features, fake.logits)])
 
 
+def fine_tune_weights(source: str | Path) -> dict[str, torch.Tensor]:
+    """``train.fine_tune_from``: a generator file, a training checkpoint, or a registered model
+    (``models:/NAME@champion``, ``models:/NAME/3``: its generator file is downloaded from the MLflow
+    store of $MLFLOW_TRACKING_URI, else of ./params.yaml)."""
+    if not str(source).startswith("models:/"):
+        return generator_io.load_weights(source)
+    import tempfile
+
+    from ganpipe.mlflow_store import download_generator
+
+    with tempfile.TemporaryDirectory(prefix="ganpipe-fine-tune-") as tmp:
+        try:
+            path = download_generator(str(source), tmp)
+        except Exception as exc:  # noqa: BLE001 - name the parameter and the URI
+            raise ValueError(f"train.fine_tune_from={source}: cannot fetch the registered generator "
+                             f"({type(exc).__name__}: {exc})") from None
+        return generator_io.load_weights(path)
+
+
 def build_bundle(params: Params, n_labels: int, mel: MelConfig) -> ModelBundle:
     m = params.model
     overrides = dict(m.overrides)
     variant = m.variant
-    if variant not in ("wavegan", "specgan"):
-        overrides.setdefault("n_mels", mel.n_mels)
-        if variant != "mel_mlp_gan":
-            overrides.setdefault("hop_length", mel.hop_length)
-            overrides.setdefault("sample_rate", mel.sample_rate)
+    described = describe(variant)  # unknown variant: ValueError naming the allowed ones
+    for key in described.mel_params:  # the build options the mel section provides by default
+        overrides.setdefault(key, getattr(mel, key))
     if m.conditioning == "labels":
-        key = "n_classes" if variant in ("wavegan", "specgan") else "n_speakers"
-        overrides[key] = n_labels
+        overrides[described.label_option] = n_labels
         overrides["discriminator_projection"] = True
         overrides["discriminator_aux_classifier"] = m.ac_gan
     try:
@@ -369,9 +385,9 @@ class Trainer:
         self._t0, self._steps0 = time.perf_counter(), 0
         self.ckpt_dir = paths.checkpoints / run_key(params, self.mel_config, paths.features)
         self._resume_or_finetune()
-        if self.bundle.variant == "specgan" and not bool(self.G.spectrogram.fitted):
-            self._fit_specgan_statistics()
-        self.G_train: nn.Module = _TrainingForward(self.G, self.bundle.variant)
+        if self.bundle.description.needs_statistics(self.G):
+            self._fit_spectrogram_statistics()
+        self.G_train: nn.Module = _TrainingForward(self.G, self.bundle.description.subbands)
         if self.dist.world > 1:
             # every rank starts from rank 0's discriminators: parameters and buffers (e.g. the
             # spectral-norm power-iteration vectors, which would otherwise differ per rank)
@@ -394,10 +410,9 @@ class Trainer:
             seg = max(seg // c.hop_length, b.min_frames or 1) * c.hop_length
             return VocoderSegments(corpus, seg, c.hop_length, self.stats["mean"] if normalise else None,
                                    self.stats["std"] if normalise else None)
-        if b.variant == "mel_mlp_gan":
+        if b.description.discriminates == "mel_frame":
             return MelFrames(corpus, self.stats["mean"], self.stats["std"])
-        length = self.G.output_length if b.variant == "wavegan" else self.G.spectrogram.audio_length
-        return WaveClips(corpus, length, b.sample_rate, c.sample_rate)
+        return WaveClips(corpus, b.description.clip_samples, b.sample_rate, c.sample_rate)
 
     def _epoch_index_batches(self, n: int, per_rank: int) -> list[list[int]]:
         """This rank's batches of dataset indices for epoch ``self.epoch`` (a pure function of the
@@ -447,7 +462,7 @@ class Trainer:
                 self.sched_g.step()
                 self.sched_d.step()
 
-    def _fit_specgan_statistics(self) -> None:
+    def _fit_spectrogram_statistics(self) -> None:
         ds = self._dataset(self.train_corpus)
         n = min(len(ds), 256)
         clips = torch.stack([ds[i]["wav"] for i in range(n)]).to(self.device)
@@ -508,7 +523,7 @@ class Trainer:
             return
         source = self.params.train.fine_tune_from
         if source:
-            weights = generator_io.load_weights(source)
+            weights = fine_tune_weights(source)
             try:
                 self.G.load_state_dict(weights, strict=True)
             except RuntimeError as exc:
@@ -599,7 +614,7 @@ class Trainer:
         """(waveform, MB-MelGAN's sub-bands or None) of the training forward, float32."""
         with self._autocast():
             out = self.G_train(mel, **spk)
-        if self.bundle.variant != "multiband_melgan":
+        if not self.bundle.description.subbands:
             return out[..., :length].float(), None
         sub = out.float()
         return self.G.pqmf.synthesis(sub)[..., :length].float(), sub
@@ -658,11 +673,7 @@ class Trainer:
         return 0.5 * (full + self.mrstft_sub(sub.reshape(b * k, n), real_sub.reshape(b * k, n)).total)
 
     def _real_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.bundle.variant == "specgan":
-            return self.G.spectrogram.normalize(batch["wav"])
-        if self.bundle.variant == "mel_mlp_gan":
-            return batch["mel"]
-        return batch["wav"]
+        return self.bundle.description.real_example(self.G, batch)
 
     def _latent_step(self, batch: dict[str, torch.Tensor], batches: Iterator[dict[str, torch.Tensor]]
                      ) -> dict[str, torch.Tensor]:
@@ -748,8 +759,8 @@ class Trainer:
                 z = self.G.sample_latent(n, device=self.device)
                 labels = torch.arange(n, device=self.device) % max(1, len(self.label_names))
                 fake = G(z, labels=labels) if self.conditional else G(z)
-                if self.bundle.variant == "specgan":
-                    fake = self.G.spectrogram.to_audio(fake)
+                if self.bundle.description.makes_audio:
+                    fake = self.bundle.description.to_audio(self.G, fake)
                 if fake.dim() == 3:
                     for j in range(n):
                         out["audio"].append((f"sample_{j}", fake[j, 0].float().cpu().numpy(), None))

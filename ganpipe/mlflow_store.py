@@ -1,0 +1,96 @@
+"""The MLflow store as the rest of the project reaches it: where it is (the tracking URI of the project,
+its relative sqlite database and artifact folder made absolute) and what comes out of it (the
+generator file of a registered model, ``models:/NAME@alias`` / ``models:/NAME/3``, checked against
+its registered hash). No registration, no promotion (ganpipe/registry.py, ganpipe/promotion.py),
+no model packaging: training (fine-tuning from a registered model) and synthesis use only this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from ganpipe.config import TrackingParams
+
+GENERATOR_ARTIFACT = "artifacts/generator.pt"  # path of the generator file inside the model
+
+
+class StoreError(RuntimeError):
+    """A registered model that cannot be fetched (no generator in it, a hash mismatch)."""
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def project_tracking(tp: TrackingParams, project_dir: str | Path = ".") -> TrackingParams:
+    """``tp`` with a relative sqlite database and artifact folder made absolute under ``project_dir``
+    (the process may run elsewhere, e.g. a scheduled flow run)."""
+    root = Path(project_dir).resolve()
+    uri = tp.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(root / uri[len(prefix):])
+    location = Path(tp.artifact_location)
+    if not location.is_absolute():
+        location = root / location
+    return tp.model_copy(update={"tracking_uri": uri, "artifact_location": str(location)})
+
+
+def download_generator(model_uri: str, dst_dir: str | Path | None = None, tracking_uri: str | None = None) -> Path:
+    """The generator file inside a registered model (``models:/NAME@alias``, ``models:/NAME/3``),
+    downloaded to ``dst_dir`` (a new temporary folder by default); checked against the version's
+    ``generator_sha256`` tag when there is one."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri or resolve_tracking_uri()
+    if uri:  # the registry too: models:/ URIs resolve through the registry URI
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    dst = Path(dst_dir) if dst_dir else Path(tempfile.mkdtemp(prefix="ganpipe-model-"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    path = local / GENERATOR_ARTIFACT
+    if not path.is_file():
+        raise StoreError(f"{model_uri} holds no ganpipe generator ({GENERATOR_ARTIFACT} missing)")
+    expected = None
+    rest = model_uri[len("models:/"):] if model_uri.startswith("models:/") else ""
+    if rest:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri) if uri else MlflowClient()
+        try:
+            if "@" in rest:
+                name, alias = rest.split("@", 1)
+                mv = client.get_model_version_by_alias(name, alias)
+            elif "/" in rest:
+                name, version = rest.split("/", 1)
+                mv = client.get_model_version(name, version)
+            else:
+                mv = None
+            expected = mv.tags.get("generator_sha256") if mv is not None else None
+        except Exception:  # noqa: BLE001 - a logged model id (models:/m-...) has no version tags
+            expected = None
+    if expected and file_sha256(path) != expected:
+        raise StoreError(f"{model_uri}: the downloaded generator does not match its registered hash")
+    return path
+
+
+def resolve_tracking_uri(explicit: str | None = None, params_path: str | Path = "params.yaml") -> str | None:
+    """``explicit``, else ``$MLFLOW_TRACKING_URI``, else the project's ``tracking.tracking_uri`` (of
+    ``params_path`` when it exists, made absolute), else None (MLflow's default)."""
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    path = Path(params_path)
+    if path.is_file():
+        from ganpipe.config import load_params
+
+        return project_tracking(load_params(path).tracking, path.resolve().parent).tracking_uri
+    return None
