@@ -54,7 +54,7 @@ import hashlib
 import json
 import logging
 import math
-import shutil
+import os
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
@@ -69,7 +69,6 @@ from ganpipe.promotion import Source, differences, profile, profile_from_tags, p
 
 log = logging.getLogger("ganpipe.registry")
 
-MODEL_ARTIFACT = {"vocoder": "vocoder", "unconditional": "generator"}  # the logged model's name in its run, by kind
 
 # Directions of the metrics that ganpipe.metrics.HIGHER_IS_BETTER does not list (unconditional).
 _EXTRA_HIGHER_IS_BETTER = {"frechet_mel": False, "ndb_fraction": False, "ndb": False}
@@ -302,73 +301,6 @@ def _registration_from_version(mv: Any, created: bool, champion_alias: str, cham
 
 # ------------------------------------------------------------------------------------------------
 # logging the model
-def _pip_requirements(with_onnx: bool) -> list[str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    reqs = []
-    for pkg in ["mlflow", "torch", "torchaudio", "numpy", "scipy"] + (["onnxruntime"] if with_onnx else []):
-        try:
-            reqs.append(f"{pkg}=={version(pkg)}")
-        except PackageNotFoundError:
-            reqs.append(pkg)
-    return reqs
-
-
-def _export_onnx(loaded: Any, path: Path) -> str | None:
-    """Write the ONNX export and check it against torch on a fixed input; returns None on
-    success, else why it was skipped. Vocoders: ``mel`` [+ ``speaker``] -> ``wav``; WaveGAN (a
-    plain conv net): ``z`` [+ ``labels``] -> ``wav``. Not exported: vocoders that draw their own
-    noise (no deterministic output to compare) and SpecGAN, whose audio is Griffin-Lim of its
-    output, which the export would not contain."""
-    import numpy as np
-    import torch
-
-    from ganpipe.inference import DEFAULT_ATOL, _draws_noise, export_latent_onnx, export_onnx, onnx_session
-    from ganpipe.inference import reference_module
-
-    b = loaded.bundle
-    if b.kind == "vocoder" and _draws_noise(loaded.generator):
-        return f"{b.variant} draws its own noise: no deterministic export to compare"
-    if not b.description.onnx_exportable:
-        return (f"{b.variant}: its audio is rendered by Griffin-Lim after the network, which an ONNX "
-                "export would not contain; serve it with backend torch")
-    try:
-        reference = reference_module(loaded.generator, "cpu")
-        gen = torch.Generator().manual_seed(0)
-        if b.kind == "vocoder":
-            export = export_onnx
-            inputs = {"mel": torch.randn(1, loaded.mel_config.n_mels, 24, generator=gen) - 4.0}
-            if b.conditioning != "none":
-                inputs["speaker"] = torch.zeros(1, dtype=torch.long)
-        else:
-            export = export_latent_onnx
-            inputs = {"z": torch.rand(3, reference.latent_dim, generator=gen) * 2 - 1}
-            if b.conditioning != "none":
-                inputs["labels"] = torch.arange(3) % max(1, b.n_classes)
-        export(loaded.generator, path)
-        with torch.inference_mode():
-            first, *cond = inputs  # the network input, then the conditioning by its keyword
-            expected = reference(inputs[first], **{k: inputs[k] for k in cond}).numpy()
-        feeds = {k: v.numpy() for k, v in inputs.items()}
-        got = onnx_session(path).run(["wav"], feeds)[0]
-        diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
-        if not diff <= DEFAULT_ATOL:
-            return f"ONNX output differs from torch by {diff:.3g} (> {DEFAULT_ATOL:g})"
-    except Exception as exc:  # noqa: BLE001 - the export is optional; the reason is recorded
-        return f"ONNX export failed: {type(exc).__name__}: {exc}"
-    return None
-
-
-def _copy_code(dest: Path) -> Path:
-    """The ``ganpipe`` package (sources only) for the model's ``code_paths``."""
-    import ganpipe
-
-    target = dest / "ganpipe"
-    shutil.copytree(Path(ganpipe.__file__).parent, target,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
-    return target
-
-
 def _version_tags(loaded: Any, core: Any, sha: str, content: str, dataset: str, data: dict[str, Any],
                   metrics: dict[str, Any], comparability: dict[str, Any]) -> dict[str, str]:
     tags = {
@@ -411,79 +343,25 @@ def _numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
             and not isinstance(v, bool) and _finite(v) is not None}
 
 
-def _kind_metadata(loaded: Any, core: Any) -> tuple[dict[str, Any], Any, str]:
-    """Kind-specific metadata, the input example and the registered model's description."""
-    import numpy as np
-
-    from ganpipe.serving import MAX_CLIPS
-
-    if loaded.bundle.kind == "vocoder":
-        cfg = loaded.mel_config
-        meta = {
-            "mel_config": cfg.to_dict(), "sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length,
-            "n_mels": cfg.n_mels, "min_frames": int(loaded.bundle.min_frames or 1),
-            "speakers": list(loaded.label_names) if loaded.bundle.conditioning != "none" else [],
-            "input": "float32 (batch, n_mels, frames) un-normalised project log-mel; params input_type=waveform: "
-                     "(batch, 1, samples) at sample_rate (copy-synthesis); see ganpipe/serving.py",
-            "output": "float32 (batch, 1, frames * hop_length) waveform in [-1, 1]",
-        }
-        # a short silent-level mel: documents the request format (serving_input_example.json)
-        example = (np.full((1, cfg.n_mels, max(8, int(loaded.bundle.min_frames or 1))),
-                           math.log(cfg.clamp) / (math.log(10) if cfg.log_base == "10" else 1.0),
-                           dtype=np.float32), {"input_type": "mel"})
-        return meta, example, ("ganpipe GAN vocoder: log-mel (batch, n_mels, frames) -> waveform (batch, 1, "
-                               "frames*hop); see ganpipe/serving.py.")
-    meta = {
-        "sample_rate": core.sample_rate, "latent_dim": core.latent_dim,
-        "latent_distribution": core.described.latent_distribution, "samples": core.samples,
-        "labels": core.labels, "max_clips": MAX_CLIPS, "rendering": core.described.rendering,
-        "input": f"optional float32 latents (batch, {core.latent_dim}), 1 <= batch <= {MAX_CLIPS}; or none with "
-                 f"params n (1..{MAX_CLIPS}) + seed (latents drawn by the generator's sample_latent); "
-                 "params label for class-conditioned models; see ganpipe/serving.py",
-        "output": f"float32 (batch, 1, {core.samples}) waveform at sample_rate",
-    }
-    example = core.draw_latents(1, seed=0).numpy()  # one latent the generator itself would draw
-    return meta, example, (f"ganpipe unconditional GAN ({core.variant}): latents (batch, {core.latent_dim}) or "
-                           f"params n + seed -> waveform (batch, 1, {core.samples}) at {core.sample_rate} Hz; see "
-                           "ganpipe/serving.py.")
-
-
 def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any, core: Any,
                metrics: dict[str, Any], tags: dict[str, str], params: Params, metric: str) -> Any:
     import mlflow
 
-    from ganpipe.serving import FORMATS, LOADER_SOURCE, signature_for
-
-    import os
+    from ganpipe.packaging import package_model
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     rp = params.registry
-    kind = loaded.bundle.kind
     with tempfile.TemporaryDirectory(prefix="ganpipe-register-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        loader = tmp / "ganpipe_model.py"
-        loader.write_text(LOADER_SOURCE)
-        shutil.copy2(gen_path, tmp / "generator.pt")  # the artifact keeps its file name
-        artifacts = {"generator": str(tmp / "generator.pt")}
-        onnx_skipped = "registry.export_onnx is false"
-        if rp.export_onnx:
-            onnx_skipped = _export_onnx(loaded, tmp / "generator.onnx")
-            if onnx_skipped is None:
-                artifacts["onnx"] = str(tmp / "generator.onnx")
-            else:
-                log.warning("no ONNX export in the model: %s", onnx_skipped)
-        code = _copy_code(tmp / "code")
+        package = package_model(Path(tmp_dir), gen_path, loaded, core, rp.export_onnx)
         eval_numeric = _numeric_metrics(metrics)
-        kind_meta, example, description = _kind_metadata(loaded, core)
         metadata = {
-            "format": FORMATS[kind], "variant": loaded.bundle.variant, "kind": kind, **kind_meta,
+            **package.metadata,
             "generator_sha256": tags["generator_sha256"], "weights_sha256": tags["weights_sha256"],
             "training_step": loaded.meta.get("step"),
             "training_run_id": loaded.meta.get("run_id"), "dataset": tags["dataset"],
             "data_version": {k: tags.get(k) for k in ("git_commit", "git_dirty", "data_features_md5",
                                                       "data_prepared_md5")},
-            "eval_metrics": eval_numeric, "onnx": "onnx" in artifacts,
-            "onnx_skipped": None if "onnx" in artifacts else onnx_skipped,
+            "eval_metrics": eval_numeric,
             "primary_metric": metric,
         }
         run_tags = {"ganpipe.stage": "register", "generator_sha256": tags["generator_sha256"],
@@ -503,12 +381,13 @@ def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any,
             if eval_numeric:
                 mlflow.log_metrics({f"eval_{k}": v for k, v in eval_numeric.items()})
             info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT[kind], python_model=str(loader), artifacts=artifacts, code_paths=[str(code)],
-                signature=signature_for(kind), pip_requirements=_pip_requirements("onnx" in artifacts),
-                metadata=metadata, input_example=example)  # documents the request (serving_input_example.json)
+                name=package.artifact_name, python_model=str(package.loader), artifacts=package.artifacts,
+                code_paths=[str(package.code)], signature=package.signature,
+                pip_requirements=package.pip_requirements, metadata=metadata,
+                input_example=package.example)  # documents the request (serving_input_example.json)
         if not _registered_model_exists(client, name):
             client.create_registered_model(
-                name, description=(f"{description} Aliases: {rp.candidate_alias} = newest version, "
+                name, description=(f"{package.description} Aliases: {rp.candidate_alias} = newest version, "
                                    f"{rp.champion_alias} = best on {metric}."))
         return client.create_model_version(
             name, source=info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id,

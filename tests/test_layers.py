@@ -91,3 +91,8 @@ def test_the_generator_file_knows_nothing_of_mlflow():
 def test_ganpipe_never_imports_flows():
     graph = import_graph()
     assert not [m for m, targets in graph.items() if any(t.startswith("flows") for t in targets)]
+
+
+def test_packaging_knows_no_store_registration_or_promotion():
+    reached = _reaches({"ganpipe.packaging"})
+    assert not reached & {"ganpipe/registry.py", "ganpipe/promotion.py", "ganpipe/mlflow_store.py"}, sorted(reached)
