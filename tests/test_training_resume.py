@@ -45,6 +45,7 @@ def _state_dicts_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # a training subprocess, killed and resumed
 def test_resume_after_kill_9_continues_from_the_newest_checkpoint(demo_corpus, tmp_path):
     # 6 training utterances, batch 2: 3 batches per epoch, so checkpoints every 4 steps fall
     # mid-epoch; EMA and the per-epoch LR decay are on, so their state must survive too

@@ -85,6 +85,7 @@ def test_variant_trains_and_its_generator_file_round_trips(variant, demo_corpus,
     assert not torch.equal(expected, torch.zeros_like(expected))
 
 
+@pytest.mark.slow  # 40 training steps on real speech
 def test_hifigan_learns_on_real_speech(lj_corpus, tmp_path):
     """A short CPU run of a small HiFi-GAN V1 clearly lowers the validation mel L1."""
     params = tiny_params("hifigan_v1", model={"overrides": {"upsample_initial_channel": 32}},
