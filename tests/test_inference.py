@@ -96,6 +96,18 @@ def test_onnxruntime_dynamic_batch_length_and_speaker_ids():
 
 
 @needs_ort
+def test_onnxruntime_hifigan_with_dc_block_any_length():
+    generator, reference = reference_pair("hifigan_v3", dc_block_hz=20.0, **TINY_OVERRIDES["hifigan_v3"])
+    fast = prepare_for_inference(generator, backend="onnxruntime")
+    torch.manual_seed(2)
+    for frames in (2, 57):  # shorter and longer than the blocker's 1103-sample window
+        mel = torch.randn(1, 80, frames) - 5.0
+        with torch.no_grad():
+            expected = reference(mel)
+        assert max_diff(fast(mel), expected) < TOL
+
+
+@needs_ort
 @pytest.mark.parametrize("variant", ["melgan", "multiband_melgan"])
 def test_onnxruntime_other_deterministic_vocoders(variant):
     generator, reference = reference_pair(variant, **TINY_OVERRIDES[variant])

@@ -529,3 +529,42 @@ def test_one_training_step_and_state_dict_round_trip(variant):
     bundle.generator.eval(), copy.generator.eval()
     with torch.no_grad():
         torch.testing.assert_close(copy.generator(inputs, **extra), bundle.generator(inputs, **extra))
+
+
+def _tone_gain(module: torch.nn.Module, hz: float, sample_rate: int = 22050) -> float:
+    t = torch.arange(2 * sample_rate) / sample_rate
+    x = torch.cos(2 * math.pi * hz * t).view(1, 1, -1) + 0.0
+    y = module(x)[..., 4000:-4000]
+    return float(y.pow(2).mean().sqrt() / x[..., 4000:-4000].pow(2).mean().sqrt())
+
+
+def test_hifigan_dc_block_is_off_by_default_and_removes_dc_and_drift_only():
+    from ganpipe.models.hifigan import DCBlock
+
+    assert isinstance(HiFiGANGenerator(HIFIGAN_V3).dc_block, torch.nn.Identity)  # the reference architecture
+    block = DCBlock(22050, 20.0)
+    assert _tone_gain(block, 0.0) < 1e-6
+    assert _tone_gain(block, 5.0) < 0.15
+    for hz in (100.0, 220.0, 1000.0, 5000.0):  # the speech band passes
+        assert _tone_gain(block, hz) == pytest.approx(1.0, abs=0.02)
+    assert block(torch.ones(1, 1, 10)).abs().max() == 0  # shorter than its window: still defined
+
+
+def test_hifigan_dc_block_override_centres_the_generator_output():
+    torch.manual_seed(0)
+    mel = torch.randn(1, 80, 60)
+    outputs = {}
+    for hz in (0.0, 20.0):
+        bundle = build("hifigan_v3", **TINY_OVERRIDES["hifigan_v3"], dc_block_hz=hz)
+        with torch.no_grad():
+            bundle.generator.conv_post.bias.fill_(0.5)  # a generator whose output sits at an offset
+            outputs[hz] = bundle.generator(mel)
+        assert not any("dc_block" in k for k in bundle.generator.state_dict())  # no weights: same files
+    assert outputs[0.0].mean() > 0.3
+    assert outputs[20.0].mean().abs() < 0.02
+    assert build("hifigan_v3", dc_block_hz=20).config["dc_block_hz"] == 20
+
+
+def test_hifigan_dc_block_rejects_a_bad_cutoff():
+    with pytest.raises(ValueError, match="dc_block_hz"):
+        build("hifigan_v3", dc_block_hz=-1.0)

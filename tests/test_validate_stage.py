@@ -33,6 +33,7 @@ def test_every_stage_depends_on_validate():
     ({"model": {"overrides": {"upsample_initial_chanel": 32}}}, ["model.overrides", "upsample_initial_chanel",
                                                                  "allowed", "upsample_initial_channel"]),
     ({"train": {"segment_samples": 1000}}, ["train.segment_samples", "multiple of the hop length (256)"]),
+    ({"model": {"overrides": {"dc_block_hz": -5}}}, ["model.overrides", "dc_block_hz must be 0 (off)"]),
 ])
 def test_validate_names_the_key_and_the_allowed_values(tmp_path: Path, change: dict, needles: list[str]):
     params = write_params(tmp_path / "params.yaml", change)

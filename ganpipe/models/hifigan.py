@@ -61,9 +61,16 @@ class HiFiGANConfig(SpeakerConditioningOptions):
     # discriminators end in a (2, 1) conv (its kernel_sizes[1] - 1), both padded by 1.
     msd_strides: tuple[int, ...] = (2, 2, 4, 4, 1)
     mpd_post_kernel: int = 3
+    # Not in any reference: > 0 subtracts a moving average of about 1 / dc_block_hz seconds from the
+    # output conv's result before tanh (a fixed, linear-phase DC / sub-``dc_block_hz`` blocker; no
+    # weights). A mel loss cannot see DC or drift below the lowest filter, so a generator trained on
+    # it alone drifts there; 0 = off (the reference architecture).
+    dc_block_hz: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0.0 <= self.dc_block_hz < self.sample_rate / 2:
+            raise ValueError(f"dc_block_hz must be 0 (off) or in (0, sample_rate / 2), got {self.dc_block_hz}")
         if self.resblock not in ("1", "2"):
             raise ValueError(f"resblock must be '1' or '2', got {self.resblock!r}")
         if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
@@ -154,6 +161,24 @@ class MultiReceptiveFieldFusion(nn.Module):
         return total / len(self.blocks)
 
 
+class DCBlock(nn.Module):
+    """``x`` minus its centred moving average over ``round(sample_rate / cutoff_hz)`` samples (odd):
+    zero gain at DC, first full-gain frequency ``cutoff_hz`` (the boxcar's first null), linear phase,
+    edges padded by repetition so any length works. A running sum (in float32; O(length), where a
+    1103-tap pooling cost ~30% of a small generator's step): no weights, exports to ONNX."""
+
+    def __init__(self, sample_rate: int, cutoff_hz: float) -> None:
+        super().__init__()
+        self.width = max(3, round(sample_rate / cutoff_hz) | 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        half = self.width // 2
+        padded = F.pad(x.float(), (half + 1, half), mode="replicate")  # one more: the sum before the first
+        total = torch.cumsum(padded, dim=-1)
+        mean = (total[..., self.width:] - total[..., : -self.width]) / self.width
+        return x - mean.to(x.dtype)
+
+
 class HiFiGANGenerator(nn.Module):
     """mel ``(B, n_mels, F)`` [+ speaker ids ``(B,)``] -> waveform ``(B, 1, F * hop_length)`` in [-1, 1]."""
 
@@ -175,12 +200,13 @@ class HiFiGANGenerator(nn.Module):
             channels //= 2
             self.mrfs.append(MultiReceptiveFieldFusion(channels, config))
         self.conv_post = weight_norm(nn.Conv1d(channels, 1, 7, padding=3))
+        self.dc_block = DCBlock(config.sample_rate, config.dc_block_hz) if config.dc_block_hz else nn.Identity()
 
     def forward(self, mel: Tensor, speaker: Tensor | None = None) -> Tensor:
         x = self.conv_pre(concat_label_embedding(self.speaker_conditioning, mel, speaker, "speaker"))
         for up, mrf in zip(self.ups, self.mrfs):
             x = mrf(up(F.leaky_relu(x, LRELU_SLOPE)))
-        return torch.tanh(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
+        return torch.tanh(self.dc_block(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE))))
 
     def remove_weight_norm(self) -> None:
         remove_weight_norm(self)
