@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from ganpipe.cli import app
 from ganpipe.config import ConfigError, load_params
-from ganpipe.presets import apply, flags
+from ganpipe.presets import apply, flags, read_preset
 from tests.conftest import REPO_ROOT
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
@@ -130,3 +130,21 @@ def test_readme_preset_experiment_line_runs_in_a_real_dvc_repo(tmp_path):
     shutil.copy(REPO_ROOT / "params.yaml", expected)
     apply(REPO_ROOT / "configs" / "ljspeech_hifigan_v1.yaml", expected)
     assert load_params(repo / "params.yaml") == load_params(expected)
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (REPO_ROOT / "configs").glob("*.yaml")))
+def test_presets_do_not_inherit_the_demos_training_choices(preset, tmp_path):
+    """params.yaml's demo trains its own way (generator-only, lr 2e-3, ...): a preset applied on top of it
+    must get every setting that changes what is trained from the recipe ('auto') or from the preset."""
+    from ganpipe.config import TrainParams
+    from ganpipe.training.trainer import RUN_NEUTRAL_TRAIN_KEYS
+
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO_ROOT / "params.yaml", params)
+    apply(REPO_ROOT / "configs" / preset, params)
+    train = load_params(params).train.model_dump()
+    own = read_preset(REPO_ROOT / "configs" / preset).get("train", {})
+    defaults = TrainParams().model_dump()
+    leaked = {k: v for k, v in train.items()
+              if k not in RUN_NEUTRAL_TRAIN_KEYS and k not in own and v != defaults[k]}
+    assert not leaked, f"{preset} keeps params.yaml's demo values {leaked}: set them (e.g. to auto) in the preset"
