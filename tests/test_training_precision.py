@@ -65,9 +65,11 @@ def test_bf16_autocasts_generator_and_discriminator_on_cpu(demo_corpus, tmp_path
     assert {v.dtype for v in saved.values() if v.is_floating_point()} == {torch.float32}
     assert _latest(paths16)["scaler"] == {}  # no scaler in bf16
 
-    # that bf16 checkpoint resumed as fp16: the scaler starts from its initial scale
-    resumed = Trainer(tiny_params("hifigan_v3", train={"steps": 4, "precision": "fp16"}), paths16, progress=False)
-    assert resumed.step == 3 and resumed.scaler.is_enabled() and resumed.scaler.get_scale() == 2.0 ** 16
+    # precision is part of the run's identity (issue 10: only steps, cadence, workers and device are
+    # not): an fp16 run beside that bf16 checkpoint starts its own run, its scaler at the initial scale
+    other = Trainer(tiny_params("hifigan_v3", train={"steps": 4, "precision": "fp16"}), paths16, progress=False)
+    assert other.step == 0 and other.ckpt_dir != bf16.ckpt_dir
+    assert other.scaler.is_enabled() and other.scaler.get_scale() == 2.0 ** 16
 
 
 def test_fp16_grad_scaler_skips_inf_gradients_and_is_checkpointed(demo_corpus, tmp_path, monkeypatch):
@@ -95,10 +97,10 @@ def test_fp16_grad_scaler_skips_inf_gradients_and_is_checkpointed(demo_corpus, t
     probe.register_hook(inject)
     update = trainer._update
 
-    def spy(loss, opt, module, others, sync_grads):
+    def spy(loss, net, sync_grads):
         before, w = trainer.scaler.get_scale(), probe.detach().clone()
-        stepped = update(loss, opt, module, others, sync_grads)
-        updates.append((opt is trainer.opt_g, before, trainer.scaler.get_scale(), not torch.equal(w, probe)))
+        stepped = update(loss, net, sync_grads)
+        updates.append((net == "g", before, trainer.scaler.get_scale(), not torch.equal(w, probe)))
         return stepped
 
     monkeypatch.setattr(trainer, "_update", spy)

@@ -25,6 +25,24 @@ def weight_norm(module: ModuleT) -> ModuleT:
     return module
 
 
+@torch.library.custom_op("ganpipe::power_iteration_input", mutates_args=())
+def _opaque_copy(x: Tensor) -> Tensor:
+    """A copy of ``x`` that torch.compile's partitioner cannot recompute in the backward.
+
+    The power iteration reads ``_u`` and then writes both vectors in place. Compiled, the min-cut
+    partitioner may choose to recompute ``v`` (needed by sigma's gradient) in the backward from
+    the ``_u`` buffer itself, i.e. after the discriminators' next pass has updated it: the backward
+    then fails ("modified by an inplace operation") or would use the wrong vector (pytorch/pytorch
+    PR 197039, open). An opaque op is saved, not recomputed, so the backward sees this pass's ``u``.
+    """
+    return x.clone()
+
+
+@_opaque_copy.register_fake
+def _(x: Tensor) -> Tensor:
+    return torch.empty_like(x)
+
+
 class _SpectralNorm(nn.Module):
     """``W / sigma(W)``, sigma by power iteration on the weight as a matrix (dims 1.. flattened).
 
@@ -47,7 +65,7 @@ class _SpectralNorm(nn.Module):
     @torch.no_grad()
     def _power_iteration(self, mat: Tensor, n: int) -> None:
         for _ in range(n):
-            self._v = F.normalize(torch.mv(mat.T, self._u), dim=0, eps=self.eps, out=self._v)
+            self._v = F.normalize(torch.mv(mat.T, _opaque_copy(self._u)), dim=0, eps=self.eps, out=self._v)
             self._u = F.normalize(torch.mv(mat, self._v), dim=0, eps=self.eps, out=self._u)
 
     def forward(self, weight: Tensor) -> Tensor:
