@@ -185,7 +185,10 @@ class _TrainingForward(nn.Module):
 # how often it checkpoints / logs / validates, how fast and where it runs, when it gives up.
 RUN_NEUTRAL_TRAIN_KEYS = frozenset({"steps", "checkpoint_every", "keep_last", "log_every", "validate_every",
                                     "samples_to_log", "num_workers", "threads", "device",
-                                    "max_nonfinite_steps"})
+                                    "max_nonfinite_steps",
+                                    # the same arithmetic, compiled (equal to eager: test_training_precision):
+                                    # a compiled run resumes an eager one and the reverse
+                                    "compile"})
 
 
 def run_key(params: Params, mel: MelConfig, features_dir: Path | None = None) -> str:
