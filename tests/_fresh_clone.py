@@ -24,8 +24,11 @@ TINY_PIPELINE = {
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without Prefect settings (a child picks its own), the venv first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    """This environment without Prefect settings and MLflow store addresses (a child picks its
+    project's own; ``mlflow.set_tracking_uri`` in this process also sets $MLFLOW_TRACKING_URI), the
+    venv first on PATH."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PREFECT_") and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra)
     return env

@@ -34,6 +34,20 @@ def missing_shared(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_store_address_restored():
+    """``mlflow.set_tracking_uri`` also sets $MLFLOW_TRACKING_URI: without this, one test's store would
+    leak into the next test's subprocesses (``ganpipe synthesize`` honours the variable)."""
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {k: os.environ.get(k) for k in keys}
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """Intra-op threads spin-wait: on a shared 2-core machine one thread is faster and steadier."""
