@@ -25,7 +25,7 @@ if (return 0 2>/dev/null); then
 fi
 
 # Run as a program: create or update .venv.
-set -euo pipefail
+set -o errexit -o nounset -o pipefail  # only when executed: the sourced branch above returned
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3.11}"
