@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from tests import oracles  # noqa: E402
 from tests import reference_step as rs  # noqa: E402
 from tests import test_reference_architecture as ta  # noqa: E402
-from tests._training_data import _build_lj  # noqa: E402
+from tests._training_data import build_lj  # noqa: E402
 
 WAVS = sorted((REPO.parent / "shared" / "data" / "ljspeech-mini" / "LJSpeech-1.1" / "wavs").glob("LJ*.wav"))
 
@@ -76,7 +76,7 @@ def main() -> None:
         def mktemp(self, name: str) -> Path:
             return Path(tempfile.mkdtemp(prefix=name))
 
-    corpus = _build_lj(_Tmp(), WAVS)
+    corpus = build_lj(_Tmp(), WAVS)
     out = Path(tempfile.mkdtemp())
     rows = []
     for variant in ("hifigan_v1", "hifigan_v2", "hifigan_v3"):

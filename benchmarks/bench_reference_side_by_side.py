@@ -40,7 +40,6 @@ from typing import Any, Callable
 import numpy as np
 import soundfile as sf
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,7 +48,7 @@ from ganpipe.models import reference_weights as rw  # noqa: E402
 from ganpipe.training.trainer import Trainer  # noqa: E402
 from tests import oracles  # noqa: E402
 from tests import reference_step as rs  # noqa: E402
-from tests._training_data import _build_lj  # noqa: E402
+from tests._training_data import build_lj  # noqa: E402
 
 WAVS = sorted((REPO.parent / "shared" / "data" / "ljspeech-mini" / "LJSpeech-1.1" / "wavs").glob("LJ*.wav"))
 
@@ -79,30 +78,9 @@ class Jik876Loop:
         self.scheduler_d.step()
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        m, mpd, msd = self.m, self.mpd, self.msd
-        y_mel = self.loss_mel(y.squeeze(1))
-        y_g_hat = self.generator(x)
-        y_g_hat_mel = self.loss_mel(y_g_hat.squeeze(1))
-        self.optim_d.zero_grad()
-        y_df_hat_r, y_df_hat_g, _, _ = mpd(y, y_g_hat.detach())
-        loss_disc_f, _, _ = m.discriminator_loss(y_df_hat_r, y_df_hat_g)
-        y_ds_hat_r, y_ds_hat_g, _, _ = msd(y, y_g_hat.detach())
-        loss_disc_s, _, _ = m.discriminator_loss(y_ds_hat_r, y_ds_hat_g)
-        loss_disc_all = loss_disc_s + loss_disc_f
-        loss_disc_all.backward()
-        self.optim_d.step()
-        self.optim_g.zero_grad()
-        loss_mel = F.l1_loss(y_mel, y_g_hat_mel) * 45
-        y_df_hat_r, y_df_hat_g, fmap_f_r, fmap_f_g = mpd(y, y_g_hat)
-        y_ds_hat_r, y_ds_hat_g, fmap_s_r, fmap_s_g = msd(y, y_g_hat)
-        loss_fm_f = m.feature_loss(fmap_f_r, fmap_f_g)
-        loss_fm_s = m.feature_loss(fmap_s_r, fmap_s_g)
-        loss_gen_f, _ = m.generator_loss(y_df_hat_g)
-        loss_gen_s, _ = m.generator_loss(y_ds_hat_g)
-        loss_gen_all = loss_gen_s + loss_gen_f + loss_fm_s + loss_fm_f + loss_mel
-        loss_gen_all.backward()
-        self.optim_g.step()
-        return {"d_loss": float(loss_disc_all), "g_loss": float(loss_gen_all), "mel": float(loss_mel) / 45}
+        ref = rs.jik876_iteration(self.m, self.generator, self.mpd, self.msd, self.optim_g, self.optim_d,
+                                  self.loss_mel, x, y)
+        return {"d_loss": ref["d_loss"], "g_loss": ref["g_loss"], "mel": ref["mel_x45"] / 45}
 
 
 @torch.no_grad()
@@ -158,7 +136,7 @@ def main() -> None:
         def mktemp(self, name: str) -> Path:
             return Path(tempfile.mkdtemp(prefix=name))
 
-    corpus = _build_lj(_Tmp(), WAVS)
+    corpus = build_lj(_Tmp(), WAVS)
     out = Path(tempfile.mkdtemp(prefix="side_by_side"))
     t = rs.trainer(corpus, out, "hifigan_v1", {"upsample_initial_channel": args.width},
                    {"steps": args.steps, "batch_size": args.batch, "segment_samples": args.segment,

@@ -119,6 +119,31 @@ def jik876_step(corpus: Any, out: Path, wavs: list[Path], variant: str = "hifiga
                                 betas=[h.adam_b1, h.adam_b2])
     for net in (generator, mpd, msd):
         net.train()
+    ref = jik876_iteration(m, generator, mpd, msd, optim_g, optim_d, loss_mel_spec, x, y)
+
+    before = _snapshot(t)
+    logs = {k: float(v) for k, v in t._vocoder_step(b).items()}
+    r = t.recipe
+    c = StepComparison(f"jik876 {variant}", logs=logs, moved=_moved(t, before))
+    c.losses = {"d_loss": (logs["d_loss"], ref["d_loss"]),
+                "mel (x45)": (r.lambda_mel * logs["g_mel_l1"], ref["mel_x45"]),
+                "feature matching (x2)": (r.lambda_fm * logs["g_fm"], ref["fm"]),
+                "adversarial G": (logs["g_adv"], ref["adv"]),
+                "g_loss": (logs["g_loss"], ref["g_loss"])}
+    c.weights = {"G": weight_diff(t.G.state_dict(), rw.from_jik876_generator(generator.state_dict(), t.G),
+                                  h.learning_rate),
+                 "D": weight_diff(t.D.parts.state_dict(),
+                                  rw.from_jik876_discriminators(mpd.state_dict(), msd.state_dict(), t.D.parts),
+                                  h.learning_rate)}
+    return c
+
+
+def jik876_iteration(m: Any, generator: torch.nn.Module, mpd: torch.nn.Module, msd: torch.nn.Module,
+                     optim_g: torch.optim.Optimizer, optim_d: torch.optim.Optimizer,
+                     loss_mel_spec: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                     y: torch.Tensor) -> dict[str, float]:
+    """One iteration of jik876's train.py loop, as written there (``m``: the oracle's models module,
+    for its loss functions): D first, then G. Returns the loss terms it computed."""
     y_mel = loss_mel_spec(y.squeeze(1))
     y_g_hat = generator(x)
     y_g_hat_mel = loss_mel_spec(y_g_hat.squeeze(1))
@@ -141,22 +166,9 @@ def jik876_step(corpus: Any, out: Path, wavs: list[Path], variant: str = "hifiga
     loss_gen_all = loss_gen_s + loss_gen_f + loss_fm_s + loss_fm_f + loss_mel
     loss_gen_all.backward()
     optim_g.step()
-
-    before = _snapshot(t)
-    logs = {k: float(v) for k, v in t._vocoder_step(b).items()}
-    r = t.recipe
-    c = StepComparison(f"jik876 {variant}", logs=logs, moved=_moved(t, before))
-    c.losses = {"d_loss": (logs["d_loss"], float(loss_disc_all.detach())),
-                "mel (x45)": (r.lambda_mel * logs["g_mel_l1"], float(loss_mel.detach())),
-                "feature matching (x2)": (r.lambda_fm * logs["g_fm"], float((loss_fm_s + loss_fm_f).detach())),
-                "adversarial G": (logs["g_adv"], float((loss_gen_s + loss_gen_f).detach())),
-                "g_loss": (logs["g_loss"], float(loss_gen_all.detach()))}
-    c.weights = {"G": weight_diff(t.G.state_dict(), rw.from_jik876_generator(generator.state_dict(), t.G),
-                                  h.learning_rate),
-                 "D": weight_diff(t.D.parts.state_dict(),
-                                  rw.from_jik876_discriminators(mpd.state_dict(), msd.state_dict(), t.D.parts),
-                                  h.learning_rate)}
-    return c
+    return {"d_loss": float(loss_disc_all.detach()), "mel_x45": float(loss_mel.detach()),
+            "fm": float((loss_fm_s + loss_fm_f).detach()), "adv": float((loss_gen_s + loss_gen_f).detach()),
+            "g_loss": float(loss_gen_all.detach())}
 
 
 # -- the ParallelWaveGAN toolkit: bin/train.py's Trainer._train_step --------------------------------
