@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated, TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ganpipe.models.catalogue import VARIANT_NAMES
 
 if TYPE_CHECKING:
     from ganpipe.mel import MelConfig
@@ -218,13 +220,11 @@ class FeaturesParams(_Strict):
 # --------------------------------------------------------------------------------------------
 # model, train
 # --------------------------------------------------------------------------------------------
-VariantName = Literal["hifigan_v1", "hifigan_v2", "hifigan_v3", "melgan", "multiband_melgan",
-                      "parallel_wavegan", "wavegan", "specgan", "mel_mlp_gan"]
 Auto = Literal["auto"]
 
 
 class ModelParams(_Strict):
-    variant: VariantName = "hifigan_v3"
+    variant: str = "hifigan_v3"  # a name of ganpipe.models.catalogue.VARIANT_NAMES
     # Architecture overrides passed to ganpipe.models.build (e.g. upsample_initial_channel: 128);
     # unknown names fail at build time with the variant's allowed options.
     overrides: dict[str, Any] = Field(default_factory=dict)
@@ -232,6 +232,13 @@ class ModelParams(_Strict):
     conditioning: Literal["none", "labels"] = "none"
     # Auxiliary classifier loss on the discriminators (AC-GAN); needs conditioning: labels.
     ac_gan: bool = False
+
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, value: str) -> str:
+        if value not in VARIANT_NAMES:
+            raise ValueError(f"unknown variant {value!r}; allowed: {', '.join(VARIANT_NAMES)}")
+        return value
 
     @model_validator(mode="after")
     def _ac(self) -> "ModelParams":

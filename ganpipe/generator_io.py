@@ -4,6 +4,10 @@
 architecture config, the generator state dict, the mel configuration and the train-split mel
 statistics (so a consumer computes exactly the features the model was trained on), sample rate,
 hop length, label names, step and the MLflow run id.
+
+Optional keys: ``discriminators_state_dict`` (the bundle's ``discriminators`` ``ModuleDict``
+state, e.g. of an imported published checkpoint, for fine-tuning with its discriminators) and
+``source`` (where an imported model came from: ``{"format", "file", "sha256", "steps"}``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class LoadedGenerator:
     mel_stats: dict[str, np.ndarray]
     label_names: list[str]
     meta: dict[str, Any]
+    discriminators_state_dict: dict[str, torch.Tensor] | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -41,7 +46,8 @@ def _plain(value: Any) -> Any:
 
 
 def save_generator(path: str | Path, bundle: ModelBundle, generator: torch.nn.Module, mel: MelConfig,
-                   stats: dict[str, np.ndarray], label_names: list[str], step: int, run_id: str | None) -> None:
+                   stats: dict[str, np.ndarray], label_names: list[str], step: int, run_id: str | None,
+                   discriminators: torch.nn.Module | None = None, source: dict[str, Any] | None = None) -> None:
     obj = {
         "format": FORMAT,
         "variant": bundle.variant,
@@ -56,6 +62,10 @@ def save_generator(path: str | Path, bundle: ModelBundle, generator: torch.nn.Mo
         "step": int(step),
         "run_id": run_id,
     }
+    if discriminators is not None:
+        obj["discriminators_state_dict"] = {k: v.detach().cpu() for k, v in discriminators.state_dict().items()}
+    if source is not None:
+        obj["source"] = _plain(source)
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -68,9 +78,10 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Load
     gen = bundle.generator
     gen.load_state_dict(obj["state_dict"])
     gen.to(device).eval()
-    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "mel_stats")}
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "mel_stats", "discriminators_state_dict")}
     return LoadedGenerator(bundle, gen, MelConfig.from_dict(obj["mel_config"]),
-                           {k: v.numpy() for k, v in obj["mel_stats"].items()}, list(obj["label_names"]), meta)
+                           {k: v.numpy() for k, v in obj["mel_stats"].items()}, list(obj["label_names"]), meta,
+                           obj.get("discriminators_state_dict"))
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -75,6 +75,23 @@ def test_copy_synthesis_evaluation_with_a_saved_generator(tmp_path, lj_wavs):
     assert len(result.samples) == 1 and 0 <= len(result.samples[0][2]) - len(result.samples[0][1]) < 256
 
 
+
+def test_generator_file_carries_discriminators_and_source(tmp_path):
+    """An imported model keeps its discriminators (for fine-tuning) and where it came from."""
+    bundle = build("hifigan_v3", **TINY_OVERRIDES["hifigan_v3"])
+    stats = {"mean": np.zeros(80, np.float32), "std": np.ones(80, np.float32)}
+    plain, full = tmp_path / "plain.pt", tmp_path / "full.pt"
+    save_generator(plain, bundle, bundle.generator, MelConfig(), stats, ["LJ"], step=1, run_id=None)
+    source = {"format": "jik876", "file": "g_02500000", "sha256": "ab" * 32, "steps": 2500000}
+    save_generator(full, bundle, bundle.generator, MelConfig(), stats, ["LJ"], step=1, run_id=None,
+                   discriminators=bundle.discriminators, source=source)
+    assert load_generator(plain).discriminators_state_dict is None
+    loaded = load_generator(full)
+    assert loaded.meta["source"] == source and "discriminators_state_dict" not in loaded.meta
+    expected = bundle.discriminators.state_dict()
+    assert loaded.discriminators_state_dict.keys() == expected.keys()
+    assert all(torch.equal(loaded.discriminators_state_dict[k], v) for k, v in expected.items())
+
 def test_unconditional_evaluation_with_a_saved_wavegan(tmp_path, lj_wavs):
     from ganpipe.evaluation import evaluate_unconditional, read_clip
 

@@ -4,7 +4,6 @@ variant's name; stages ask ``bundle.description`` (:class:`ganpipe.models.Varian
 from __future__ import annotations
 
 import ast
-import typing
 from pathlib import Path
 
 import pytest
@@ -59,12 +58,25 @@ def test_no_variant_name_is_compared_outside_the_models():
                            f"not its name: {offenders}")
 
 
-def test_the_params_schema_lists_exactly_the_registered_variants():
-    """config.py names the variants for validation at load without importing torch (a dependency of the
-    download/prepare stages would re-run them on every model edit); it cannot drift from the registry."""
-    from ganpipe.config import VariantName
+def test_the_torch_free_catalogue_lists_exactly_the_registered_variants():
+    """config.py validates model.variant against ganpipe.models.catalogue without importing torch (a
+    dependency of the download/prepare stages would re-run them on every model edit)."""
+    import subprocess
+    import sys
 
-    assert set(typing.get_args(VariantName)) == set(VARIANTS)
+    from ganpipe.models.catalogue import VARIANT_NAMES
+
+    assert set(VARIANT_NAMES) == set(VARIANTS)
+    code = ("import sys, ganpipe.config; from ganpipe.models.catalogue import VARIANT_NAMES; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+def test_an_unknown_variant_fails_at_load_naming_the_allowed_ones():
+    from ganpipe.config import ModelParams
+
+    with pytest.raises(ValueError, match=r"unknown variant 'hifigan_v4'; allowed: hifigan_v1, hifigan_v2"):
+        ModelParams(variant="hifigan_v4")
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

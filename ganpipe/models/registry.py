@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from .catalogue import VARIANT_NAMES
 from .bundle import AdversarialLoss, ModelBundle, TensorSpec, VariantDescription
 from .conditioning_options import ClassConditioningOptions, SpeakerConditioningOptions
 from .hifigan import HIFIGAN_V1, HIFIGAN_V2, HIFIGAN_V3, HiFiGANConfig, HiFiGANGenerator
@@ -227,6 +228,9 @@ _REGISTRY: dict[str, _Variant] = {
 }
 
 VARIANTS: frozenset[str] = frozenset(_REGISTRY)
+if VARIANTS != frozenset(VARIANT_NAMES):
+    raise ImportError(f"ganpipe.models.catalogue.VARIANT_NAMES {sorted(VARIANT_NAMES)} differs from the registry "
+                      f"{sorted(VARIANTS)}: a variant is added in both")
 
 TINY_OVERRIDES: dict[str, dict[str, Any]] = {
     "hifigan_v1": {"upsample_initial_channel": 32, "discriminator_channel_divisor": 32},
