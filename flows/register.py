@@ -25,7 +25,8 @@ from prefect.cache_policies import NO_CACHE
 from flows._runtime import publish, run_cli
 from ganpipe.config import Params, load_params
 from ganpipe.promotion import Source
-from ganpipe.registry import is_transient, register_generator, write_register_json
+from ganpipe.mlflow_store import is_transient
+from ganpipe.registry import register_generator, write_register_json
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -65,7 +66,7 @@ def experiment_runs_url(params: Params, root: Path) -> str:
     """The MLflow UI page of the project's runs (the Model training view: ganpipe.training.tracking)."""
     from mlflow import MlflowClient
 
-    from ganpipe.registry import project_tracking
+    from ganpipe.mlflow_store import project_tracking
     from ganpipe.training.tracking import runs_url
 
     tp = project_tracking(params.tracking, root)

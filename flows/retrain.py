@@ -60,7 +60,8 @@ from ganpipe.config import load_params
 from filelock import Timeout
 
 from ganpipe.promotion import Source, promotion_source
-from ganpipe.registry import TransientError, champion, file_lock, is_transient
+from ganpipe.mlflow_store import TransientError, file_lock, is_transient
+from ganpipe.registry import champion
 
 DEPLOYMENT_NAME = "ganpipe-retrain"
 

@@ -324,7 +324,7 @@ class TrackingParams(_Strict):
 
 # Metrics a registry can promote on (the keys of metrics/eval.json; kept in step with
 # ganpipe.metrics.METRIC_KEYS by tests/test_registry.py). Unconditional variants: frechet_mel, ndb_fraction.
-# auto: mcd for vocoders, frechet_mel for unconditional variants (ganpipe.registry.primary_metric_for).
+# auto: mcd for vocoders, frechet_mel for unconditional variants (ganpipe.promotion.primary_metric_for).
 PrimaryMetric = Literal["auto", "mcd", "mrstft", "logmel_l1", "pesq", "f0_rmse_cents", "vuv_f1",
                         "frechet_mel", "ndb_fraction"]
 

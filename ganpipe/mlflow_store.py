@@ -1,7 +1,8 @@
 """The MLflow store as the rest of the project reaches it: where it is (the tracking URI of the project,
 its relative sqlite database and artifact folder made absolute) and what comes out of it (the
 generator file of a registered model, ``models:/NAME@alias`` / ``models:/NAME/3``, checked against
-its registered hash). No registration, no promotion (ganpipe/registry.py, ganpipe/promotion.py),
+its registered hash), and how writers take turns on it (the registration lock; which failures are
+worth retrying). No registration, no promotion (ganpipe/registry.py, ganpipe/promotion.py),
 no model packaging: training (fine-tuning from a registered model) and synthesis use only this.
 """
 
@@ -11,6 +12,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ganpipe.config import TrackingParams
 
@@ -94,3 +96,40 @@ def resolve_tracking_uri(explicit: str | None = None, params_path: str | Path = 
 
         return project_tracking(load_params(path).tracking, path.resolve().parent).tracking_uri
     return None
+
+
+# ------------------------------------------------------------------------------------------------
+# taking turns: the registration lock, and failures worth retrying
+_TRANSIENT_MARKERS = ("database is locked", "unable to acquire lock", "lock is held", "lockerror",
+                      "temporarily unavailable", "connection reset", "connection refused", "timed out")
+
+
+class TransientError(RuntimeError):
+    """A failure worth retrying (a lock held by another process, a busy database)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying ``exc`` may succeed: lock timeouts, busy databases, network resets."""
+    from filelock import Timeout
+
+    if isinstance(exc, (TransientError, Timeout)):
+        return True
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def lock_path(tp: TrackingParams, project_dir: str | Path = ".") -> Path:
+    """The registration lock: beside the sqlite database, else ``<project>/.mlflow/registry.lock``."""
+    tp = project_tracking(tp, project_dir)
+    if tp.tracking_uri.startswith("sqlite:///"):
+        return Path(tp.tracking_uri[len("sqlite:///"):]).parent / "registry.lock"
+    return Path(project_dir).resolve() / ".mlflow" / "registry.lock"
+
+
+def file_lock(path: str | Path, timeout: float) -> Any:
+    """An inter-process (and inter-thread) lock on ``path``; raises ``filelock.Timeout``."""
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path), timeout=timeout)  # a new object (and descriptor) per use: threads exclude each other

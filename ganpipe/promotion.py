@@ -28,7 +28,13 @@ Two questions, answered before any metric is compared (:mod:`ganpipe.registry` a
   A field that one side does not record (a version registered before it was recorded, a project
   without a manifest) is not compared.
 
-An explicit request (``ganpipe register --promote``) overrides both; the reason says what the
+* **The rule** (:func:`automatic_rule`): then the primary metric (:func:`primary_metric_for`:
+  ``registry.primary_metric``, ``auto`` = ``mcd`` for vocoders, ``frechet_mel`` for unconditional
+  models) must beat the champion's by more than ``registry.margin``, in its direction
+  (:func:`higher_is_better`). A version without a finite value never displaces a champion; a
+  champion without one is displaced by any version that has it.
+
+An explicit request (``ganpipe register --promote``) overrides all of it; the reason says what the
 automatic rule would have decided.
 """
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -238,3 +245,77 @@ def differences(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
         else:
             out.append(f"{key} ({_short(a)} vs {_short(b)})")
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the metric that decides, and its direction
+class PromotionError(ValueError):
+    """A promotion question without an answer (a metric with no known direction, a kind with no default)."""
+
+
+# Directions of the metrics that ganpipe.metrics.HIGHER_IS_BETTER does not list (unconditional).
+_EXTRA_HIGHER_IS_BETTER = {"frechet_mel": False, "ndb_fraction": False, "ndb": False}
+# registry.primary_metric: auto -> this metric of the generator's kind
+AUTO_PRIMARY_METRIC = {"vocoder": "mcd", "unconditional": "frechet_mel"}
+
+
+def primary_metric_for(configured: str, kind: str) -> str:
+    """The metric that decides promotion: ``configured`` (``registry.primary_metric``), or for
+    ``auto`` the usual one of the generator's ``kind`` (``mcd`` / ``frechet_mel``)."""
+    if configured != "auto":
+        return configured
+    if kind not in AUTO_PRIMARY_METRIC:
+        raise PromotionError(f"registry.primary_metric=auto: no default metric for generators of kind {kind!r}")
+    return AUTO_PRIMARY_METRIC[kind]
+
+
+def higher_is_better(metric: str) -> bool:
+    from ganpipe.metrics import HIGHER_IS_BETTER
+
+    if metric in HIGHER_IS_BETTER:
+        return HIGHER_IS_BETTER[metric]
+    if metric in _EXTRA_HIGHER_IS_BETTER:
+        return _EXTRA_HIGHER_IS_BETTER[metric]
+    raise PromotionError(f"unknown metric {metric!r}: no direction (higher or lower is better) known")
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float if it is a finite number, else None."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def automatic_rule(new_tags: Mapping[str, str], champion_tags: Mapping[str, str] | None, champion_version: str | None,
+                   metric: str, margin: float, source: Source, promote_from: str) -> tuple[bool, str, bool | None]:
+    """(promote, reason, comparable) for a new version with ``new_tags`` against the champion (its
+    tags and version; None when there is none), by the rules of this module."""
+    hib = higher_is_better(metric)
+    new = finite(new_tags.get(f"eval_{metric}"))
+    comparable: bool | None = None
+    diff: list[str] = []
+    if champion_tags is not None:
+        diff = differences(profile_from_tags(new_tags), profile_from_tags(champion_tags))
+        comparable = not diff
+    if not source.main_line and promote_from == "main":
+        how = ("apply the experiment (dvc exp apply), commit it, then run `ganpipe register`"
+               if "experiment" in source.description else "commit, then run `ganpipe register`")
+        return False, (f"{source.description}: not promoted (registry.promote_from: main; {how}, or "
+                       "`ganpipe register --promote`)"), comparable
+    if champion_tags is None:
+        return True, "no champion yet", comparable
+    if not comparable:
+        return False, (f"not comparable with champion v{champion_version}: different "
+                       f"{'; '.join(diff)}: champion kept (`ganpipe register --promote` to replace it)"), False
+    old = finite(champion_tags.get(f"eval_{metric}"))
+    if new is None:
+        return False, f"{metric} of the new version is missing (not finite): champion kept", comparable
+    if old is None:
+        return True, f"champion v{champion_version} has no {metric}", comparable
+    delta = (new - old) if hib else (old - new)
+    promote = delta > margin
+    word = "higher" if hib else "lower"
+    return promote, (f"{metric} {new:.6g} vs champion v{champion_version} {old:.6g} ({word} is better): improvement "
+                     f"{delta:.6g} {'>' if promote else '<='} margin {margin:g}"), comparable

@@ -50,60 +50,26 @@ aliases; a registration interrupted after the version was created is completed t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import os
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ganpipe.config import Params, TrackingParams
-from ganpipe.mlflow_store import (GENERATOR_ARTIFACT, download_generator, file_sha256, project_tracking,  # noqa: F401
-                                  resolve_tracking_uri)
-from ganpipe.promotion import Source, differences, profile, profile_from_tags, promotion_source, uncommitted_changes
+from ganpipe.config import Params
+from ganpipe.mlflow_store import file_lock, file_sha256, lock_path, project_tracking
+from ganpipe.promotion import (Source, automatic_rule, finite, higher_is_better, primary_metric_for,
+                               profile, promotion_source)
+from ganpipe.provenance import data_version, weights_sha256
 
 log = logging.getLogger("ganpipe.registry")
 
 
-# Directions of the metrics that ganpipe.metrics.HIGHER_IS_BETTER does not list (unconditional).
-_EXTRA_HIGHER_IS_BETTER = {"frechet_mel": False, "ndb_fraction": False, "ndb": False}
-# registry.primary_metric: auto -> this metric of the generator's kind
-AUTO_PRIMARY_METRIC = {"vocoder": "mcd", "unconditional": "frechet_mel"}
-_TRANSIENT_MARKERS = ("database is locked", "unable to acquire lock", "lock is held", "lockerror",
-                      "temporarily unavailable", "connection reset", "connection refused", "timed out")
-
-
 class RegistryError(RuntimeError):
     """A registration that cannot proceed (the message says why and what to do)."""
-
-
-class TransientError(RuntimeError):
-    """A failure worth retrying (a lock held by another process, a busy database)."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying ``exc`` may succeed: lock timeouts, busy databases, network resets."""
-    from filelock import Timeout
-
-    if isinstance(exc, (TransientError, Timeout)):
-        return True
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return any(marker in text for marker in _TRANSIENT_MARKERS)
-
-
-def primary_metric_for(configured: str, kind: str) -> str:
-    """The metric that decides promotion: ``configured`` (``registry.primary_metric``), or for
-    ``auto`` the usual one of the generator's ``kind`` (``mcd`` / ``frechet_mel``)."""
-    if configured != "auto":
-        return configured
-    if kind not in AUTO_PRIMARY_METRIC:
-        raise RegistryError(f"registry.primary_metric=auto: no default metric for generators of kind {kind!r}")
-    return AUTO_PRIMARY_METRIC[kind]
 
 
 def check_primary_metric(metric: str, configured: str, metrics: dict[str, Any], source: str) -> None:
@@ -118,97 +84,6 @@ def check_primary_metric(metric: str, configured: str, metrics: dict[str, Any], 
         f"{how}: metric {metric!r} is not in {source}; its metrics are {available or 'none'}. Set "
         "registry.primary_metric to one of them that the registry knows, or to 'auto' (mcd for vocoders, "
         "frechet_mel for unconditional models)")
-
-
-def higher_is_better(metric: str) -> bool:
-    from ganpipe.metrics import HIGHER_IS_BETTER
-
-    if metric in HIGHER_IS_BETTER:
-        return HIGHER_IS_BETTER[metric]
-    if metric in _EXTRA_HIGHER_IS_BETTER:
-        return _EXTRA_HIGHER_IS_BETTER[metric]
-    raise RegistryError(f"unknown metric {metric!r}: no direction (higher or lower is better) known")
-
-
-# ------------------------------------------------------------------------------------------------
-# helpers: paths, hashes, data version
-def weights_sha256(path: str | Path) -> str:
-    """Content hash of a generator file: variant, architecture config, weights (names, dtypes,
-    shapes, bytes), mel configuration + statistics and label names; not the step or run id."""
-    import torch
-
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    h = hashlib.sha256()
-    h.update(json.dumps({k: obj.get(k) for k in ("format", "variant", "config", "mel_config", "label_names")},
-                        sort_keys=True, default=str).encode())
-
-    def add(name: str, t: Any) -> None:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-
-    for name in sorted(obj["state_dict"]):
-        add(name, obj["state_dict"][name])
-    for name in sorted(obj.get("mel_stats", {})):
-        add(f"mel_stats.{name}", obj["mel_stats"][name])
-    return h.hexdigest()
-
-
-def lock_path(tp: TrackingParams, project_dir: str | Path = ".") -> Path:
-    """The registration lock: beside the sqlite database, else ``<project>/.mlflow/registry.lock``."""
-    tp = project_tracking(tp, project_dir)
-    if tp.tracking_uri.startswith("sqlite:///"):
-        return Path(tp.tracking_uri[len("sqlite:///"):]).parent / "registry.lock"
-    return Path(project_dir).resolve() / ".mlflow" / "registry.lock"
-
-
-def file_lock(path: str | Path, timeout: float) -> Any:
-    """An inter-process (and inter-thread) lock on ``path``; raises ``filelock.Timeout``."""
-    from filelock import FileLock
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path), timeout=timeout)  # a new object (and descriptor) per use: threads exclude each other
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def data_version(project_dir: str | Path = ".") -> dict[str, Any]:
-    """Git commit (+ whether tracked files other than pipeline outputs differ from it:
-    :func:`ganpipe.promotion.uncommitted_changes`) and the dvc.lock hashes of the data."""
-    import yaml
-
-    root = Path(project_dir).resolve()
-    commit = _git(root, "rev-parse", "HEAD")
-    changed = uncommitted_changes(root) if commit else None  # what dvc repro writes does not count
-    out: dict[str, Any] = {"git_commit": commit, "git_dirty": bool(changed) if changed is not None else None,
-                           "data_features_md5": None, "data_prepared_md5": None}
-    lock = root / "dvc.lock"
-    if lock.is_file():
-        try:
-            stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-        except yaml.YAMLError:
-            stages = {}
-        for stage, path, key in (("features", "data/features", "data_features_md5"),
-                                 ("prepare", "data/prepared", "data_prepared_md5")):
-            for o in (stages.get(stage) or {}).get("outs", []) or []:
-                if o.get("path") == path:
-                    out[key] = o.get("md5")
-    return out
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def read_eval_metrics(source: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -284,15 +159,15 @@ def _registration_from_version(mv: Any, created: bool, champion_alias: str, cham
         decision_reason=t.get("decision_reason", ""),
         aliases_assigned=[a for a in t.get("aliases_assigned", "").split(",") if a],
         primary_metric=t.get("primary_metric", ""), higher_is_better=t.get("higher_is_better") == "true",
-        margin=float(t.get("margin", "0") or 0), new_value=_finite(t.get("primary_metric_value")),
+        margin=float(t.get("margin", "0") or 0), new_value=finite(t.get("primary_metric_value")),
         champion_before_version=None if before in (None, "none") else before,
-        champion_before_value=_finite(t.get("champion_before_value")),
+        champion_before_value=finite(t.get("champion_before_value")),
         generator_sha256=t.get("generator_sha256", ""), weights_sha256=t.get("weights_sha256", ""),
         variant=t.get("variant", ""), kind=t.get("kind", "vocoder"), run_id=mv.run_id,
         data_version={k: _tag_value(t.get(k)) for k in ("git_commit", "git_dirty", "data_features_md5",
                                                          "data_prepared_md5")},
         eval_metrics={k[len("eval_"):]: float(v) for k, v in sorted(t.items())
-                      if k.startswith("eval_") and _finite(v) is not None},
+                      if k.startswith("eval_") and finite(v) is not None},
         aliases=held, champion_version=champion_version, source=t.get("source", ""),
         comparable={"true": True, "false": False}.get(t.get("comparable", "")),
         created=created,
@@ -340,7 +215,7 @@ _NOT_METRICS = frozenset({"step", "utterances", "skipped", "real_clips", "genera
 def _numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The finite metric values of metrics/eval.json (counts and the training step left out)."""
     return {k: float(v) for k, v in metrics.items() if k not in _NOT_METRICS and isinstance(v, (int, float))
-            and not isinstance(v, bool) and _finite(v) is not None}
+            and not isinstance(v, bool) and finite(v) is not None}
 
 
 def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any, core: Any,
@@ -438,44 +313,12 @@ def alias_version(client: Any, name: str, alias: str) -> Any | None:
         return None
 
 
-def _automatic_rule(client: Any, mv: Any, params: Params, metric: str, source: Source,
-                    champ: Any | None) -> tuple[bool, str, bool | None]:
-    """(promote, reason, comparable) of the promotion rule (module doc) for ``mv``, not the champion."""
-    rp = params.registry
-    hib = higher_is_better(metric)
-    new = _finite(mv.tags.get(f"eval_{metric}"))
-    comparable: bool | None = None
-    if champ is not None:
-        diff = differences(profile_from_tags(mv.tags), profile_from_tags(champ.tags))
-        comparable = not diff
-    if not source.main_line and rp.promote_from == "main":
-        how = ("apply the experiment (dvc exp apply), commit it, then run `ganpipe register`"
-               if "experiment" in source.description else "commit, then run `ganpipe register`")
-        return False, (f"{source.description}: not promoted (registry.promote_from: main; {how}, or "
-                       "`ganpipe register --promote`)"), comparable
-    if champ is None:
-        return True, "no champion yet", comparable
-    if not comparable:
-        return False, (f"not comparable with champion v{champ.version}: different "
-                       f"{'; '.join(diff)}: champion kept (`ganpipe register --promote` to replace it)"), False
-    old = _finite(champ.tags.get(f"eval_{metric}"))
-    if new is None:
-        return False, f"{metric} of the new version is missing (not finite): champion kept", comparable
-    if old is None:
-        return True, f"champion v{champ.version} has no {metric}", comparable
-    delta = (new - old) if hib else (old - new)
-    promote = delta > rp.margin
-    word = "higher" if hib else "lower"
-    return promote, (f"{metric} {new:.6g} vs champion v{champ.version} {old:.6g} ({word} is better): improvement "
-                     f"{delta:.6g} {'>' if promote else '<='} margin {rp.margin:g}"), comparable
-
-
 def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, promote_request: bool) -> Any:
     """Decide (or re-evaluate) whether ``mv`` is the champion, set the aliases and record the
     decision in the version's tags; returns the version as the registry holds it afterwards."""
     rp = params.registry
     hib = higher_is_better(metric)
-    new = _finite(mv.tags.get(f"eval_{metric}"))
+    new = finite(mv.tags.get(f"eval_{metric}"))
     champ = alias_version(client, mv.name, rp.champion_alias)
     already = champ is not None and str(champ.version) == str(mv.version)
     if already:  # a re-run for the champion, or completing its interrupted registration
@@ -485,11 +328,13 @@ def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, p
         before_value = mv.tags.get("champion_before_value", "none")
         source_text = mv.tags.get("source") or source.description
     else:
-        promote, reason, comparable = _automatic_rule(client, mv, params, metric, source, champ)
+        promote, reason, comparable = automatic_rule(
+            mv.tags, champ.tags if champ is not None else None, str(champ.version) if champ is not None else None,
+            metric, rp.margin, source, rp.promote_from)
         if promote_request and not promote:
             reason = f"promoted on request (--promote); the automatic rule would keep it a candidate: {reason}"
             promote = True
-        old = _finite(champ.tags.get(f"eval_{metric}")) if champ is not None else None
+        old = finite(champ.tags.get(f"eval_{metric}")) if champ is not None else None
         before_version = str(champ.version) if champ is not None else "none"
         before_value = repr(old) if old is not None else "none"
         source_text = source.description

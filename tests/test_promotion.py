@@ -153,6 +153,31 @@ def test_differences_name_the_mel_fields_and_skip_what_one_side_lacks():
     assert differences(a, {"mel_config": hifi}) == [] and differences(a, {**a, "eval_set": None}) == []
 
 
+
+def test_the_automatic_rule_alone():
+    """The rule without a registry: source first, then comparability, then the metric beyond the margin."""
+    from ganpipe.promotion import Source, automatic_rule, profile
+
+    main, exp = Source(True, "main line"), Source(False, "DVC experiment 'x'")
+    mel = profile("vocoder", mel_config=MelConfig().to_dict(), eval_split="test", eval_set="abc")
+    other = profile("vocoder", mel_config={**MelConfig().to_dict(), "fmax": 7600.0}, eval_split="test", eval_set="abc")
+
+    def tags(mcd, prof=mel):
+        return {"eval_mcd": repr(mcd), "comparability": json.dumps(prof, sort_keys=True)}
+
+    assert automatic_rule(tags(5.0), None, None, "mcd", 0.0, main, "main")[:2] == (True, "no champion yet")
+    assert automatic_rule(tags(4.0), tags(5.0), "1", "mcd", 0.0, main, "main")[::2] == (True, True)
+    promote, reason, _ = automatic_rule(tags(4.95), tags(5.0), "1", "mcd", 0.1, main, "main")
+    assert not promote and "<= margin 0.1" in reason
+    promote, reason, comparable = automatic_rule(tags(4.0), tags(5.0, other), "1", "mcd", 0.0, main, "main")
+    assert (promote, comparable) == (False, False) and "fmax" in reason
+    promote, reason, _ = automatic_rule(tags(4.0), tags(5.0), "1", "mcd", 0.0, exp, "main")
+    assert not promote and "dvc exp apply" in reason
+    assert automatic_rule(tags(4.0), tags(5.0), "1", "mcd", 0.0, exp, "any")[0]
+    assert automatic_rule({"eval_pesq": "3.0"}, {"eval_pesq": "2.0"}, "1", "pesq", 0.0, main, "main")[0]
+    assert not automatic_rule({"eval_mcd": "nan"}, tags(5.0), "1", "mcd", 0.0, main, "main")[0]
+
+
 # ------------------------------------------------------------------------------------------------
 # the registry applies it
 def test_champion_only_from_the_main_line_and_between_comparable_models(tmp_path, tmp_path_factory, monkeypatch):

@@ -22,7 +22,7 @@ from tests.conftest import REPO_ROOT, write_params
 # params
 def test_registry_params_validate_and_name_the_model():
     from ganpipe.metrics import METRIC_KEYS
-    from ganpipe.registry import higher_is_better, primary_metric_for
+    from ganpipe.promotion import higher_is_better, primary_metric_for
 
     p = parse_params({})
     assert p.registry.primary_metric == "auto" and p.registry.champion_alias == "champion"
