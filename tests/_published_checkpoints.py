@@ -17,8 +17,8 @@ two layers are alike and weight norm's ``g`` differs from ``||v||``.
 
 from __future__ import annotations
 
+import copy
 import json
-import shutil
 import sys
 import types
 import warnings
@@ -117,6 +117,10 @@ def toolkit_checkpoint(folder: Path, config: dict[str, Any], stats_wavs: list[Pa
 
     config = {**config, "version": parallel_wavegan.__version__, "distributed": False, "outdir": str(folder),
               "rank": 0, "format": "hdf5" if stats_format == "h5" else "npy"}
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "config.yml", "w") as f:  # dumped before the models are built, as its trainer does
+        yaml.dump(config, f, Dumper=yaml.Dumper)
+    config = copy.deepcopy(config)  # the toolkit's constructors update their params dicts in place
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -134,15 +138,12 @@ def toolkit_checkpoint(folder: Path, config: dict[str, Any], stats_wavs: list[Pa
         optimizer[name] = opt_class(model[name].parameters(), **config[f"{name}_optimizer_params"])
         sched_class = getattr(torch.optim.lr_scheduler, config.get(f"{name}_scheduler_type", "StepLR"))
         scheduler[name] = sched_class(optimizer=optimizer[name], **config[f"{name}_scheduler_params"])
-    folder.mkdir(parents=True, exist_ok=True)
     state = {"optimizer": {k: v.state_dict() for k, v in optimizer.items()},
              "scheduler": {k: v.state_dict() for k, v in scheduler.items()},
              "steps": STEPS, "epochs": 2,
              "model": {k: v.state_dict() for k, v in model.items()}}
     checkpoint = folder / f"checkpoint-{STEPS}steps.pkl"
     torch.save(state, checkpoint)
-    with open(folder / "config.yml", "w") as f:
-        yaml.dump(config, f, Dumper=yaml.Dumper)
     mels = np.concatenate([toolkit_mel(config, sf.read(p)[0]) for p in stats_wavs])
     mean, scale = mels.mean(0), mels.std(0)  # sklearn StandardScaler's mean_ / scale_
     if stats_format == "h5":
@@ -158,16 +159,23 @@ def toolkit_reference(checkpoint: Path, audio: np.ndarray, seed: int = 0) -> tup
     checkpoint), ``remove_weight_norm()``, ``eval()``, its ``logmelfilterbank`` of the audio and
     ``model.inference(c, normalize_before=True)`` (Parallel WaveGAN's noise drawn under
     ``torch.manual_seed(seed)``) -> (mel (frames, num_mels), waveform)."""
+    return toolkit_reference_with(checkpoint, checkpoint.parent / "config.yml", None, audio, seed)
+
+
+def toolkit_reference_with(checkpoint: Path, config_file: Path, stats: Path | None, audio: np.ndarray,
+                           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`toolkit_reference` with the config and statistics given (its decode's ``--config``,
+    load_model's ``stats``)."""
     oracles._scipy_kaiser_shim()
     from parallel_wavegan.utils import load_model
 
+    with open(config_file) as f:
+        config = yaml.load(f, Loader=yaml.Loader)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = load_model(str(checkpoint))
+        model = load_model(str(checkpoint), config, None if stats is None else str(stats))
         model.remove_weight_norm()
     model.eval()
-    with open(checkpoint.parent / "config.yml") as f:
-        config = yaml.load(f, Loader=yaml.Loader)
     c = toolkit_mel(config, audio)
     torch.manual_seed(seed)
     with torch.no_grad():
@@ -175,7 +183,6 @@ def toolkit_reference(checkpoint: Path, audio: np.ndarray, seed: int = 0) -> tup
     return c, y
 
 
-def copy_config(name: str, folder: Path) -> Path:
-    """A published config copied into ``folder`` (test scratch space)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(oracles.REFERENCE / "parallel-wavegan" / name, folder / name))
+def read_reference_yaml(name: str) -> dict[str, Any]:
+    """A published toolkit config of ../shared/reference/parallel-wavegan by file name."""
+    return yaml.safe_load((oracles.REFERENCE / "parallel-wavegan" / name).read_text())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,11 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def load_checkpoint(path: Path, what: str) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)``; a file that needs more (code in the pickle), a
     truncated or non-PyTorch file, or one that is not a dict, raises :class:`ImportModelError`."""
@@ -50,14 +54,19 @@ def load_checkpoint(path: Path, what: str) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        needs_code = [ln for ln in lines if "unsupported global" in ln.lower()]
+        if not needs_code:  # e.g. "Unsupported operand": not a pickle of a checkpoint at all
+            detail = next((ln for ln in lines if ln.lower().startswith("unsupported")), _first_line(exc))
+            raise ImportModelError(f"{path}: not a readable PyTorch {what} (truncated, or another kind of file): "
+                                   f"{detail}") from None
+        first = needs_code[0]
         raise ImportModelError(
             f"{path}: refused: loading this {what} would run code from the file (torch.load weights_only=True "
             f"allows only tensors and plain containers): {first}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch.load fails on garbage in many ways (EOFError, IndexError, ...)
         raise ImportModelError(f"{path}: not a readable PyTorch {what} (truncated, or another kind of file): "
-                               f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                               ) from None
+                               f"{_first_line(exc)}") from None
     if not isinstance(obj, dict):
         raise ImportModelError(f"{path}: not a {what}: it holds a {type(obj).__name__}, not a dict")
     return obj
