@@ -264,3 +264,29 @@ def test_cli_error_exit_code(tmp_path, small_jik876):
     res = CliRunner().invoke(app, ["import-model", str(g_file), "--format", "jik876", "-o", str(tmp_path / "x.pt")])
     assert res.exit_code == 2 and "needs its training config: --config config.json" in res.output
     assert not (tmp_path / "x.pt").exists()
+
+
+# -- registration ------------------------------------------------------------------------------------
+@pytest.mark.slow  # logs an MLflow model: ~15 s
+def test_import_and_register_with_source_tags(tmp_path, tmp_path_factory, small_jik876, lj_wavs, monkeypatch):
+    from mlflow import MlflowClient
+
+    from tests._registry_project import make_project, mlflow_template
+
+    make_project(tmp_path, mlflow_template(tmp_path_factory), {"promote_from": "any"})
+    g_file, _, config_file, _ = small_jik876
+    eval_dir = tmp_path / "refs"
+    eval_dir.mkdir()
+    for wav in lj_wavs[:2]:
+        (eval_dir / wav.name).write_bytes(wav.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["import-model", str(g_file), "--format", "jik876", "--config", str(config_file),
+                                   "-o", "models/imported.pt", "--register", "--name", "lj-imported",
+                                   "--eval-dir", str(eval_dir)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["eval"]["utterances"] == 2 and summary["registered"]["decision"] == "champion"
+    mv = MlflowClient(tracking_uri="sqlite:///.mlflow/mlflow.db").get_model_version("lj-imported", "1")
+    assert mv.tags["source_format"] == "jik876" and mv.tags["source_steps"] == str(pc.STEPS)
+    assert mv.tags["source_sha256"] == summary["source"]["sha256"] and mv.tags["training_step"] == str(pc.STEPS)
+    assert "champion" in mv.aliases

@@ -26,7 +26,7 @@ def score(generator: str | Path, params: Params, project_dir: str | Path = ".",
     extra: dict[str, Any] = {}
     if eval_dir is not None:
         items = E.folder_items(eval_dir)
-        split = f"folder:{Path(eval_dir).resolve()}"
+        split = "eval-dir"  # the folder is identified by its content (eval_set), not by its path
         extra["eval_set"] = folder_fingerprint(items)
     else:
         prepared = Path(project_dir) / "data" / "prepared"

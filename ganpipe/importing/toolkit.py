@@ -160,7 +160,8 @@ def _hifigan_discriminator(p: dict[str, Any]) -> dict[str, Any]:
     kernels = period.get("kernel_sizes", (5, 3))
     channels = scale.get("channels", 128)  # ganpipe scales the published channel counts by one divisor;
     divisor = 128 // channels if channels and 128 % channels == 0 else 1  # the weights' shapes check it
-    return {"discriminator_channel_divisor": divisor, "msd_scales": p.get("scales", 3), "msd_strides": tuples(scale.get("downsample_scales", (2, 2, 4, 4, 1))),
+    return {"discriminator_channel_divisor": divisor, "msd_scales": p.get("scales", 3),
+            "msd_strides": tuples(scale.get("downsample_scales", (2, 2, 4, 4, 1))),
             "mpd_periods": tuples(p.get("periods", (2, 3, 5, 7, 11))), "mpd_post_kernel": kernels[1] - 1}
 
 
