@@ -24,7 +24,6 @@ from ganpipe.generator_io import load_generator
 from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from ganpipe.plots import plot_histograms, plot_mels
-from ganpipe.prepare import read_manifest
 
 
 def _device(choice: str) -> str:
@@ -41,15 +40,10 @@ def score(params: Params, generator: str, prepared: str) -> E.EvalResult:
     ev = params.evaluation
     device = _device(ev.device)
     loaded = load_generator(generator, device)
-    manifest = read_manifest(Path(prepared) / "manifest.csv")
-    rows = manifest[manifest["split"] == ev.split]
-    if ev.max_utterances:
-        rows = rows.head(ev.max_utterances)
-    if rows.empty:
-        raise ValueError(f"evaluation.split '{ev.split}' has no utterances in {prepared}/manifest.csv")
     if loaded.bundle.kind == "vocoder":
-        items = [(r.utt_id, str(Path(prepared) / r.path), r.speaker) for r in rows.itertuples()]
+        items = E.split_items(prepared, ev.split, ev.max_utterances)
         return E.evaluate_vocoder(loaded, items, device, ev.samples_to_save, ev.griffin_lim_iterations)
+    rows = E.split_rows(prepared, ev.split, ev.max_utterances)
     described = loaded.bundle.description
     if not described.makes_audio:
         raise ValueError(f"{loaded.bundle.variant} generates single mel frames; evaluate it through a vocoder "

@@ -125,6 +125,64 @@ def register(
     _run_flow("register", params, ["--promote"] if promote else [])
 
 
+@app.command("import-model")
+def import_model(
+    checkpoint: Path = typer.Argument(..., help="The published checkpoint: jik876's g_XXXXXXXX, the "
+                                                "ParallelWaveGAN toolkit's checkpoint-XXXXsteps.pkl."),
+    fmt: str = typer.Option(..., "--format", help="Source format: jik876 | pwg."),
+    out: Path = typer.Option(..., "--out", "-o", help="The ganpipe generator file to write (e.g. models/lj_v1.pt)."),
+    config: Path = typer.Option(None, "--config", help="Its training config: jik876's config.json (required), "
+                                                       "the toolkit's config.yml (default: beside the checkpoint)."),
+    stats: Path = typer.Option(None, "--stats", help="pwg: feature statistics stats.h5 | stats.npy (default: "
+                                                     "beside the checkpoint)."),
+    discriminator: Path = typer.Option(None, "--discriminator", help="jik876: do_XXXXXXXX, to import the "
+                                                                     "discriminators too."),
+    register: bool = typer.Option(False, "--register", help="Then score it by copy-synthesis and register it "
+                                                            "(candidate/champion rules of `ganpipe register`)."),
+    name: str = typer.Option(None, "--name", help="--register: the registered model's name (default: "
+                                                  "registry.model_name's rule)."),
+    eval_dir: Path = typer.Option(None, "--eval-dir", help="--register: score on this folder of reference wavs "
+                                                           "instead of evaluation.split of data/prepared."),
+    promote: bool = typer.Option(False, "--promote", help="--register: make it the champion whatever the rule says."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Import a published vocoder checkpoint (jik876/hifi-gan; kan-bayashi/ParallelWaveGAN: HiFi-GAN,
+    MelGAN, multi-band MelGAN, Parallel WaveGAN) as a ganpipe generator file: weights (and
+    discriminators when given), architecture and the mel configuration (and statistics) it was trained
+    with. Use it with `ganpipe synthesize --model FILE`; --register scores and registers it."""
+    from ganpipe.importing import FORMATS, ImportModelError, import_model as run_import
+
+    if fmt not in FORMATS:
+        typer.secho(f"error: unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}", fg="red", err=True)
+        raise typer.Exit(2)
+    if not register and (name or eval_dir or promote):
+        typer.secho("error: --name, --eval-dir and --promote go with --register", fg="red", err=True)
+        raise typer.Exit(2)
+    if register:
+        _check(params)
+    try:
+        result = run_import(fmt, checkpoint, out, config=config, stats=stats, discriminator=discriminator)
+    except ImportModelError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    for note in result.notes:
+        typer.secho(f"note: {note}", fg="yellow", err=True)
+    summary: dict = result.to_dict()
+    if register:
+        from ganpipe.importing.registration import register_imported
+        from ganpipe.registry import RegistryError
+
+        try:
+            registration, metrics = register_imported(out, load_params(params), ".", name, eval_dir, promote)
+        except (RegistryError, FileNotFoundError, ValueError) as exc:
+            typer.secho(f"error: {out} was written, but not registered: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+        summary["eval"] = {k: metrics.get(k) for k in ("utterances", "skipped", "mcd", "mrstft", "logmel_l1", "split")}
+        summary["registered"] = {k: getattr(registration, k) for k in ("model_name", "version", "decision",
+                                                                         "decision_reason", "aliases", "model_uri")}
+    typer.echo(json.dumps(summary))
+
+
 @app.command()
 def retrain(
     params: Path = ParamsOpt,
@@ -209,7 +267,8 @@ def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc 
 @app.command()
 def synthesize(
     model: str = typer.Option(..., "--model", "-m",
-                              help="Registered model: models:/NAME@champion, models:/NAME/3, or a model folder."),
+                              help="Registered model: models:/NAME@champion, models:/NAME/3, a model folder, "
+                                   "or a generator file (models/generator.pt, ganpipe import-model -o FILE)."),
     mel: Path = typer.Option(None, "--mel",
                              help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel."),
     wav: Path = typer.Option(None, "--wav", help="Vocoders: audio file to re-synthesise (copy-synthesis)."),

@@ -96,6 +96,36 @@ def _means(per_item: pd.DataFrame, prefix: str = "") -> dict[str, float | None]:
     return out
 
 
+def split_rows(prepared: str | Path, split: str, max_utterances: int | None = None) -> pd.DataFrame:
+    """The manifest rows of the prepared corpus' ``split`` (the first ``max_utterances``): what the
+    evaluate stage scores. ``ValueError`` when the split has none."""
+    from ganpipe.prepare import read_manifest
+
+    rows = read_manifest(Path(prepared) / "manifest.csv")
+    rows = rows[rows["split"] == split]
+    if max_utterances:
+        rows = rows.head(max_utterances)
+    if rows.empty:
+        raise ValueError(f"evaluation.split '{split}' has no utterances in {prepared}/manifest.csv")
+    return rows
+
+
+def split_items(prepared: str | Path, split: str, max_utterances: int | None = None) -> list[tuple[str, str, str]]:
+    """``(utt_id, wav path, speaker)`` of :func:`split_rows`: the items of :func:`evaluate_vocoder`."""
+    rows = split_rows(prepared, split, max_utterances)
+    return [(r.utt_id, str(Path(prepared) / r.path), r.speaker) for r in rows.itertuples()]
+
+
+def folder_items(folder: str | Path) -> list[tuple[str, str, str]]:
+    """``(file stem, wav path, "")`` of every ``*.wav`` in ``folder`` (reference audio to score
+    copy-synthesis on); ``FileNotFoundError`` when there is none."""
+    folder = Path(folder)
+    paths = sorted(p for p in folder.glob("*.wav") if not p.name.startswith(".")) if folder.is_dir() else []
+    if not paths:
+        raise FileNotFoundError(f"no .wav files in {folder}" if folder.is_dir() else f"folder not found: {folder}")
+    return [(p.stem, str(p), "") for p in paths]
+
+
 def evaluate_vocoder(loaded: LoadedGenerator, items: list[tuple[str, str, str]], device: str = "cpu",
                      keep_samples: int = 4, griffin_lim_iterations: int = 0) -> EvalResult:
     """``items``: (utt_id, wav path, speaker name). Scores copy-synthesis of each utterance and, with

@@ -10,10 +10,20 @@ Framing / padding rule (what makes audio and mel segments line up):
     samples gives exactly ``T // hop_length`` frames, and frame ``i`` is centred on sample
     ``i * hop_length + hop_length / 2``: audio samples ``[i*hop, (i+1)*hop)`` belong to frame ``i``.
     Cut audio at multiples of ``hop_length`` and the matching mel slice is ``[start // hop,
-    end // hop)``. (This is the HiFi-GAN convention; ``center=True`` framing would give ``T//hop+1``.)
+    end // hop)``. (This is the HiFi-GAN convention, ``framing: "hifigan"``, the default.)
+
+    ``framing: "jik876"`` is the same padding applied to the whole waveform, as jik876/hifi-gan's
+    ``inference.py`` computes an utterance's mel: the samples after the last full hop are not cropped
+    and reach the last frame (same frame count; only the last frame can differ).
+
+    ``framing: "center"`` is librosa's / ``torch.stft(center=True)``'s framing, which the
+    ParallelWaveGAN toolkit's features use (kept for models imported from it): the whole waveform is
+    reflect-padded by ``n_fft // 2`` on both sides, giving ``T // hop_length + 1`` frames, frame ``i``
+    centred on sample ``i * hop_length`` (:meth:`MelConfig.num_frames` gives the count either way).
 
 Filterbank: Slaney-style mel scale with Slaney area normalisation (librosa's default), built by
-torchaudio. Magnitude: ``sqrt(re^2 + im^2 + 1e-9)``. Compression: ``log(max(mel, clamp))`` in the
+torchaudio. Magnitude: ``sqrt(re^2 + im^2 + stft_eps)`` (``stft_eps`` 1e-9 by default; 0 = the plain
+``|X|`` of the ParallelWaveGAN toolkit). Compression: ``log(max(mel, clamp))`` in the
 configured base. Optional per-bin mean/variance normalisation uses statistics from the training
 split (``features/stats.npz``).
 """
@@ -29,6 +39,9 @@ import torch
 import torchaudio
 
 
+FRAMINGS = ("hifigan", "jik876", "center")
+
+
 @dataclass(frozen=True)
 class MelConfig:
     sample_rate: int = 22050
@@ -41,6 +54,13 @@ class MelConfig:
     log_base: str = "e"  # "e" or "10"
     clamp: float = 1e-5
     normalize: str = "none"  # "none" or "meanvar"
+    # Added for imported models; the defaults are the behaviour of every file written before them.
+    framing: str = "hifigan"  # "hifigan", "jik876" (T // hop frames) or "center" (T // hop + 1, librosa's)
+    stft_eps: float = 1e-9  # added to |X|^2 under the square root
+
+    def __post_init__(self) -> None:
+        if self.framing not in FRAMINGS:
+            raise ValueError(f"mel framing must be one of {list(FRAMINGS)}, got {self.framing!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -62,11 +82,11 @@ class MelConfig:
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
     def num_frames(self, num_samples: int) -> int:
-        return num_samples // self.hop_length
+        return num_samples // self.hop_length + (1 if self.framing == "center" else 0)
 
 
 class MelSpectrogram(torch.nn.Module):
-    """Waveform ``(..., T)`` -> log-mel ``(..., n_mels, T // hop_length)``, float32.
+    """Waveform ``(..., T)`` -> log-mel ``(..., n_mels, config.num_frames(T))``, float32.
 
     Differentiable (used in the training losses). Mean/variance normalisation is applied when
     ``stats`` (``mean``, ``std`` of shape ``(n_mels,)``) are given and ``config.normalize`` is
@@ -88,8 +108,12 @@ class MelSpectrogram(torch.nn.Module):
         self.register_buffer("mel_basis_t", fb[: self._n_bins].contiguous(), persistent=False)
         self._sparse_basis: torch.Tensor | None = None
         self.register_buffer("window", torch.hann_window(c.win_length), persistent=False)
-        self._pad_left = (c.n_fft - c.hop_length) // 2
-        self._pad_right = c.n_fft - c.hop_length - self._pad_left
+        self._crop = c.framing == "hifigan"
+        if c.framing == "center":
+            self._pad_left = self._pad_right = c.n_fft // 2
+        else:
+            self._pad_left = (c.n_fft - c.hop_length) // 2
+            self._pad_right = c.n_fft - c.hop_length - self._pad_left
         self._log_scale = 1.0 / torch.log(torch.tensor(10.0)).item() if c.log_base == "10" else 1.0
         mean = torch.zeros(c.n_mels)
         std = torch.ones(c.n_mels)
@@ -102,9 +126,10 @@ class MelSpectrogram(torch.nn.Module):
         self.register_buffer("std", std.view(-1, 1), persistent=False)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Crop ``(B, T)`` to a multiple of hop and apply the framing padding (see module doc)."""
+        """Apply the framing padding (see module doc); ``hifigan`` framing first crops ``(B, T)`` to a
+        multiple of hop (``jik876`` and ``center`` framing pad every sample)."""
         hop = self.config.hop_length
-        usable = (x.shape[-1] // hop) * hop
+        usable = (x.shape[-1] // hop) * hop if self._crop else x.shape[-1]
         x = x[..., :usable]
         mode = "reflect" if usable > max(self._pad_left, self._pad_right) else "constant"
         return torch.nn.functional.pad(x.unsqueeze(1), (self._pad_left, self._pad_right), mode=mode).squeeze(1)
@@ -125,7 +150,7 @@ class MelSpectrogram(torch.nn.Module):
         spec = torch.fft.rfft(frames, n=c.n_fft)
         if n_bins is not None:
             spec = spec[..., :n_bins]
-        return torch.sqrt(spec.real.square() + spec.imag.square() + 1e-9)
+        return torch.sqrt(spec.real.square() + spec.imag.square() + c.stft_eps)
 
     def _compress(self, mag: torch.Tensor) -> torch.Tensor:
         """Frame-major magnitude ``(B, frames, bins)`` -> log-mel ``(B, n_mels, frames)``."""
@@ -154,7 +179,7 @@ class MelSpectrogram(torch.nn.Module):
         return self._log(torch.sparse.mm(self._sparse_basis, mag.T))
 
     def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
-        """Linear STFT magnitude ``(..., n_fft // 2 + 1, T // hop)`` with the framing rule."""
+        """Linear STFT magnitude ``(..., n_fft // 2 + 1, num_frames(T))`` with the framing rule."""
         shape = wav.shape
         mag = self._stft_magnitude(self._pad(wav.reshape(-1, shape[-1]).float())).transpose(-1, -2)
         return mag.reshape(*shape[:-1], mag.shape[-2], mag.shape[-1])
@@ -177,10 +202,9 @@ class MelSpectrogram(torch.nn.Module):
             return []
         device = self.window.device
         padded = [self._pad(w.reshape(1, -1).float().to(device)) for w in wavs]
-        hop = self.config.hop_length
         if device.type == "cpu":  # per utterance: stays in cache, measured faster than stacking
             return [self._compress_sparse(self._stft_magnitude(p, self._n_bins)[0]) for p in padded]
         longest = max(p.shape[-1] for p in padded)
         stacked = torch.cat([torch.nn.functional.pad(p, (0, longest - p.shape[-1])) for p in padded])
         mels = self._compress(self._stft_magnitude(stacked, self._n_bins))
-        return [mels[i, :, : (w.shape[-1] // hop)] for i, w in enumerate(wavs)]
+        return [mels[i, :, : self.config.num_frames(w.shape[-1])] for i, w in enumerate(wavs)]

@@ -123,6 +123,17 @@ def _kind_metadata(loaded: Any, core: Any) -> tuple[dict[str, Any], Any, str]:
                            "ganpipe/serving.py.")
 
 
+def model_metadata(loaded: Any, core: Any) -> dict[str, Any]:
+    """The model's metadata without the packaging facts (ONNX): format, variant, kind and its kind's
+    fields; what a registered model's ``model.metadata.metadata`` holds besides the registry's tags
+    (and what ``ganpipe.synthesis`` gives a generator file loaded directly)."""
+    from ganpipe.serving import FORMATS
+
+    kind = loaded.bundle.kind
+    return {"format": FORMATS[kind], "variant": loaded.bundle.variant, "kind": kind,
+            **_kind_metadata(loaded, core)[0]}
+
+
 @dataclass
 class Package:
     """A model folder's parts, ready for ``mlflow.pyfunc.log_model``."""
@@ -141,7 +152,7 @@ class Package:
 def package_model(folder: Path, gen_path: Path, loaded: Any, core: Any, with_onnx: bool) -> Package:
     """Lay out the pyfunc model of ``loaded`` under ``folder``: loader, generator file, the checked ONNX
     export (when ``with_onnx`` and one is possible), the ganpipe sources, the metadata of its kind."""
-    from ganpipe.serving import FORMATS, LOADER_SOURCE, signature_for
+    from ganpipe.serving import LOADER_SOURCE, signature_for
 
     loader = folder / "ganpipe_model.py"
     loader.write_text(LOADER_SOURCE)
@@ -156,7 +167,7 @@ def package_model(folder: Path, gen_path: Path, loaded: Any, core: Any, with_onn
             log.warning("no ONNX export in the model: %s", onnx_skipped)
     kind = loaded.bundle.kind
     kind_meta, example, description = _kind_metadata(loaded, core)
-    metadata = {"format": FORMATS[kind], "variant": loaded.bundle.variant, "kind": kind, **kind_meta,
-                "onnx": "onnx" in artifacts, "onnx_skipped": None if "onnx" in artifacts else onnx_skipped}
+    metadata = {**model_metadata(loaded, core), "onnx": "onnx" in artifacts,
+                "onnx_skipped": None if "onnx" in artifacts else onnx_skipped}
     return Package(loader, artifacts, _copy_code(folder / "code"), metadata, example, description,
                    signature_for(kind), _pip_requirements("onnx" in artifacts), MODEL_ARTIFACT[kind])

@@ -193,6 +193,22 @@ def eval_set_fingerprint(manifest: str | Path, split: str, max_utterances: int |
     return f"{len(items)}:{digest}"
 
 
+def folder_fingerprint(items: list[tuple[str, str, str]]) -> str:
+    """:func:`eval_set_fingerprint` of a folder of reference wavs (``evaluation.folder_items``): by
+    file name, sample rate and length."""
+    import soundfile as sf
+
+    rows = []
+    for name, path, _ in items:
+        try:
+            info = sf.info(path)
+            rows.append([name, int(info.samplerate), int(info.frames)])
+        except RuntimeError:
+            rows.append([name, 0, 0])
+    digest = hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()[:16]
+    return f"{len(rows)}:{digest}"
+
+
 def profile(kind: str, *, mel_config: dict[str, Any] | None = None, sample_rate: int | None = None,
             samples: int | None = None, eval_split: str | None = None, eval_set: str | None = None,
             metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -23,7 +23,9 @@ it too) is refused with a :class:`RegistryError`.
    not exported, recorded as ``onnx: false`` with the reason) and registers it as a new version
    with tags: ``generator_sha256``, ``weights_sha256``, ``variant``, ``kind``, ``dataset``,
    ``sample_rate``, ``training_step``, ``training_run_id``, ``git_commit``, ``git_dirty``,
-   ``data_features_md5``, ``data_prepared_md5``, ``eval_<metric>`` for every metric, and by kind:
+   ``data_features_md5``, ``data_prepared_md5``, ``eval_<metric>`` for every metric, for an imported
+   published checkpoint (:mod:`ganpipe.importing`) ``source_format``, ``source_sha256``,
+   ``source_steps``, ``source_file``, and by kind:
    ``hop_length``, ``n_mels``, ``mel_config`` (JSON) for vocoders; ``latent_dim``, ``samples``,
    ``labels`` (JSON) for unconditional models;
 4. decides: the version gets alias ``registry.candidate_alias``; it also gets
@@ -184,6 +186,10 @@ def _version_tags(loaded: Any, core: Any, sha: str, content: str, dataset: str, 
         "training_run_id": str(loaded.meta.get("run_id") or "none"),
         "comparability": json.dumps(comparability, sort_keys=True),
     }
+    source = loaded.meta.get("source")
+    if source:  # an imported published checkpoint (ganpipe import-model)
+        tags.update({"source_format": str(source.get("format")), "source_sha256": str(source.get("sha256")),
+                     "source_steps": str(source.get("steps")), "source_file": Path(str(source.get("file"))).name})
     if loaded.bundle.kind == "vocoder":
         tags.update({"sample_rate": str(loaded.mel_config.sample_rate), "hop_length": str(loaded.mel_config.hop_length),
                      "n_mels": str(loaded.mel_config.n_mels), "mel_config": loaded.mel_config.to_json()})
@@ -370,7 +376,7 @@ def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, p
 # the entry point
 def register_generator(generator: str | Path, eval_metrics: str | Path | dict[str, Any], params: Params,
                        project_dir: str | Path = ".", promote: bool = False,
-                       source: Source | None = None) -> Registration:
+                       source: Source | None = None, model_name: str | None = None) -> Registration:
     """Register ``generator`` (a ganpipe generator file) with its evaluation metrics; see module doc.
 
     Relative paths (``generator``, ``eval_metrics``, a relative sqlite tracking database and
@@ -378,7 +384,8 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
     whatever the rule says (``ganpipe register --promote``). ``source``: where the model comes from
     (default: :func:`ganpipe.promotion.promotion_source` of ``project_dir`` and this process's
     environment). A generator registered before is not registered again: its promotion is
-    re-evaluated (e.g. after the changes it was made from were committed).
+    re-evaluated (e.g. after the changes it was made from were committed). ``model_name``: the
+    registered model's name (default: ``registry.model_name``'s rule).
     """
     from mlflow import MlflowClient
 
@@ -404,7 +411,7 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
     check_primary_metric(metric, params.registry.primary_metric, metrics,
                          "the evaluation metrics" if isinstance(eval_metrics, dict) else str(eval_metrics))
     sha, content = file_sha256(gen_path), weights_sha256(gen_path)
-    name = params.registry.registered_name(params.dataset.name, loaded.bundle.variant)
+    name = model_name or params.registry.registered_name(params.dataset.name, loaded.bundle.variant)
     data = data_version(root)
     source = source or promotion_source(root)
     comparability = comparability_profile(loaded, core, metrics, params, root)
@@ -439,7 +446,8 @@ def comparability_profile(loaded: Any, core: Any, metrics: dict[str, Any], param
 
     ev = params.evaluation
     split = metrics.get("split") if isinstance(metrics.get("split"), str) else ev.split
-    eval_set = eval_set_fingerprint(root / "data" / "prepared" / "manifest.csv", split, ev.max_utterances)
+    eval_set = metrics.get("eval_set") if isinstance(metrics.get("eval_set"), str) else \
+        eval_set_fingerprint(root / "data" / "prepared" / "manifest.csv", split, ev.max_utterances)
     if loaded.bundle.kind == "vocoder":
         return profile("vocoder", mel_config=loaded.mel_config.to_dict(), eval_split=split, eval_set=eval_set)
     return profile(loaded.bundle.kind, sample_rate=core.sample_rate, samples=core.samples, eval_split=split,

@@ -312,10 +312,48 @@ def _load_pyfunc(model_uri: str, tracking_uri: str | None) -> tuple[Any, dict[st
     return model, meta
 
 
+class _GeneratorFileModel:
+    """A ganpipe generator file (``models/generator.pt``, ``ganpipe import-model -o FILE``) served in
+    this process the way its registered pyfunc model serves it: the same core, checks and errors."""
+
+    def __init__(self, path: Path):
+        from ganpipe.generator_io import load_generator
+        from ganpipe.serving import GanGeneratorModel, InputError, make_core
+
+        try:
+            loaded = load_generator(path)
+        except (OSError, RuntimeError, ValueError, KeyError, AttributeError) as exc:
+            raise SynthesisError(f"{path}: not a readable ganpipe generator file: {exc}") from None
+        self._pyfunc = GanGeneratorModel()
+        try:
+            self._pyfunc.core = make_core(loaded)
+        except InputError as exc:
+            raise SynthesisError(f"{path}: {exc}") from None
+        self.metadata = _file_metadata(loaded, self._pyfunc.core)
+
+    def unwrap_python_model(self) -> Any:
+        return self._pyfunc
+
+    def predict(self, x: Any, params: dict[str, Any] | None = None) -> Any:
+        return self._pyfunc.predict(None, x, params)
+
+
+def _file_metadata(loaded: Any, core: Any) -> dict[str, Any]:
+    from ganpipe.packaging import model_metadata
+
+    return {**model_metadata(loaded, core), "training_step": loaded.meta.get("step"),
+            "training_run_id": loaded.meta.get("run_id"), "source": loaded.meta.get("source")}
+
+
 def load_model(model_uri: str, tracking_uri: str | None = None) -> Vocoder | UnconditionalGenerator:
-    """Load a registered ganpipe model of either kind (``models:/NAME@alias``, ``models:/NAME/3``,
-    ``runs:/...`` or a local model folder)."""
-    model, meta = _load_pyfunc(model_uri, tracking_uri)
+    """Load a ganpipe model of either kind: a registered one (``models:/NAME@alias``,
+    ``models:/NAME/3``, ``runs:/...`` or a local model folder) or a generator file
+    (``models/generator.pt``, an imported published checkpoint)."""
+    if Path(model_uri).is_file():
+        local = _GeneratorFileModel(Path(model_uri))
+        model, meta = local, local.metadata
+    else:
+        model, meta = _load_pyfunc(model_uri, tracking_uri)
     if str(meta["format"]).startswith("ganpipe-unconditional/"):
         return UnconditionalGenerator(model, model_uri, meta)
     return Vocoder(model, model_uri, meta)
