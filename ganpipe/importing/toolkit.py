@@ -87,11 +87,21 @@ _PQMF_DEFAULTS = {"taps": 62, "cutoff_ratio": 0.142, "beta": 9.0}  # the toolkit
 _PQMF_BEFORE_0_4_3 = {"taps": 62, "cutoff_ratio": 0.15, "beta": 9.0}  # what load_model uses for versions <= 0.4.2
 
 
+@dataclass(frozen=True)
+class _Generator:
+    """What a toolkit generator is in ganpipe: our variant, its overrides, and the function of
+    ganpipe.models.reference_weights that maps its weights."""
+
+    variant: str
+    overrides: dict[str, Any]
+    mapper: str
+
+
 def _common(config: dict[str, Any]) -> dict[str, Any]:
     return {"hop_length": int(config["hop_size"]), "sample_rate": int(config["sampling_rate"])}
 
 
-def _hifigan(config: dict[str, Any], given: dict[str, Any], path: Path) -> tuple[str, dict[str, Any]]:
+def _hifigan(config: dict[str, Any], given: dict[str, Any], path: Path) -> _Generator:
     p = _params(given, _HIFIGAN_DEFAULTS, _HIFIGAN_FIXED, path, "generator_params.")
     overrides = {
         "resblock": "1" if p["use_additional_convs"] else "2", "upsample_rates": tuples(p["upsample_scales"]),
@@ -99,8 +109,9 @@ def _hifigan(config: dict[str, Any], given: dict[str, Any], path: Path) -> tuple
         "resblock_kernel_sizes": tuples(p["resblock_kernel_sizes"]),
         "resblock_dilation_sizes": tuples(p["resblock_dilations"]), "n_mels": p["in_channels"], **_common(config),
     }
-    return choose_variant(("hifigan_v1", "hifigan_v2", "hifigan_v3"), overrides,
-                          "hifigan_v1" if overrides["resblock"] == "1" else "hifigan_v3"), overrides
+    variant = choose_variant(("hifigan_v1", "hifigan_v2", "hifigan_v3"), overrides,
+                             "hifigan_v1" if overrides["resblock"] == "1" else "hifigan_v3")
+    return _Generator(variant, overrides, "from_toolkit_hifigan_generator")
 
 
 def _version(text: Any) -> tuple[int, ...]:
@@ -111,7 +122,7 @@ def _version(text: Any) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def _melgan(config: dict[str, Any], given: dict[str, Any], path: Path) -> tuple[str, dict[str, Any]]:
+def _melgan(config: dict[str, Any], given: dict[str, Any], path: Path) -> _Generator:
     p = _params(given, _MELGAN_DEFAULTS, _MELGAN_FIXED, path, "generator_params.")
     scales = tuples(p["upsample_scales"])
     common = {"n_mels": p["in_channels"], "residual_stacks": p["stacks"], **_common(config)}
@@ -119,38 +130,34 @@ def _melgan(config: dict[str, Any], given: dict[str, Any], path: Path) -> tuple[
         if p["channels"] % 2 ** len(scales):
             raise ImportModelError(f"{path}: generator_params.channels={p['channels']} is not divisible by "
                                    f"2**{len(scales)}: not a MelGAN ganpipe can build")
-        return "melgan", {"ngf": p["channels"] // 2 ** len(scales), "upsample_rates": scales, **common}
+        return _Generator("melgan", {"ngf": p["channels"] // 2 ** len(scales), "upsample_rates": scales, **common},
+                          "from_toolkit_melgan_generator")
     defaults = _PQMF_BEFORE_0_4_3 if _version(config.get("version", "0.1.0")) <= (0, 4, 2) else _PQMF_DEFAULTS
     pqmf = _params(config.get("pqmf_params") or {}, defaults, {}, path, "pqmf_params.")
-    return "multiband_melgan", {"channels": p["channels"], "upsample_scales": scales, "subbands": p["out_channels"],
-                                "pqmf_taps": pqmf["taps"], "pqmf_cutoff_ratio": pqmf["cutoff_ratio"],
-                                "pqmf_beta": pqmf["beta"], **common}
+    return _Generator("multiband_melgan", {
+        "channels": p["channels"], "upsample_scales": scales, "subbands": p["out_channels"], "pqmf_taps": pqmf["taps"],
+        "pqmf_cutoff_ratio": pqmf["cutoff_ratio"], "pqmf_beta": pqmf["beta"], **common},
+        "from_toolkit_multiband_melgan_generator")  # the MelGAN body plus its PQMF
 
 
-def _pwg(config: dict[str, Any], given: dict[str, Any], path: Path) -> tuple[str, dict[str, Any]]:
+def _pwg(config: dict[str, Any], given: dict[str, Any], path: Path) -> _Generator:
     p = _params(given, _PWG_DEFAULTS, _PWG_FIXED, path, "generator_params.")
     up = _params(p["upsample_params"], _PWG_UPSAMPLE_DEFAULTS, _PWG_UPSAMPLE_FIXED, path,
                  "generator_params.upsample_params.")
-    return "parallel_wavegan", {
+    return _Generator("parallel_wavegan", {
         "layers": p["layers"], "stacks": p["stacks"], "kernel_size": p["kernel_size"],
         "residual_channels": p["residual_channels"], "gate_channels": p["gate_channels"],
         "skip_channels": p["skip_channels"], "aux_context_window": p["aux_context_window"],
-        "upsample_scales": tuples(up["upsample_scales"]), "n_mels": p["aux_channels"], **_common(config)}
-
-
-@dataclass(frozen=True)
-class _GeneratorType:
-    overrides: Callable[[dict[str, Any], dict[str, Any], Path], tuple[str, dict[str, Any]]]
-    mapper: str  # the function of ganpipe.models.reference_weights that maps its weights
+        "upsample_scales": tuples(up["upsample_scales"]), "n_mels": p["aux_channels"], **_common(config)},
+        "from_toolkit_pwg_generator")
 
 
 # generator_type -> how to import it (the variant comes from the params: MelGAN with bands is multi-band)
-GENERATORS: dict[str, _GeneratorType] = {
-    "HiFiGANGenerator": _GeneratorType(_hifigan, "from_toolkit_hifigan_generator"),
-    "MelGANGenerator": _GeneratorType(_melgan, "from_toolkit_melgan_generator"),
-    "ParallelWaveGANGenerator": _GeneratorType(_pwg, "from_toolkit_pwg_generator"),
+GENERATORS: dict[str, Callable[[dict[str, Any], dict[str, Any], Path], _Generator]] = {
+    "HiFiGANGenerator": _hifigan,
+    "MelGANGenerator": _melgan,
+    "ParallelWaveGANGenerator": _pwg,
 }
-_MAPPER_OF_VARIANT = {"multiband_melgan": "from_toolkit_multiband_melgan_generator"}
 
 
 # -- discriminators --------------------------------------------------------------------------------
@@ -265,7 +272,8 @@ def read(checkpoint: Path, config: Path | None = None, stats: Path | None = None
                                f"(supported: {', '.join(GENERATORS)})")
     given = {k.replace("upsample_kernal_sizes", "upsample_kernel_sizes"): v  # the toolkit's typo #295
              for k, v in (config_value(cfg, "generator_params", config) or {}).items()}
-    variant, overrides = GENERATORS[g_type].overrides(cfg, given, config)
+    generator = GENERATORS[g_type](cfg, given, config)
+    variant, overrides = generator.variant, generator.overrides
     if overrides["n_mels"] != mel.n_mels:
         raise ImportModelError(f"{config}: the generator takes {overrides['n_mels']} mel bins, num_mels is {mel.n_mels}")
     notes: list[str] = []
@@ -286,7 +294,7 @@ def read(checkpoint: Path, config: Path | None = None, stats: Path | None = None
         checkpoint.parent / f"stats.{'h5' if cfg.get('format', 'hdf5') == 'hdf5' else 'npy'}"
     statistics = read_stats(stats_path, mel.n_mels)
     bundle = build_bundle(variant, overrides, config)
-    mapper = getattr(rw, _MAPPER_OF_VARIANT.get(variant, GENERATORS[g_type].mapper))
+    mapper = getattr(rw, generator.mapper)
     load_mapped(bundle.generator, mapper, checkpoint, generator_state)
     if discriminator_state is not None:
         load_mapped(bundle.discriminators, getattr(rw, d_row.mapper), checkpoint, discriminator_state)
