@@ -10,9 +10,9 @@ cd "$ROOT"
 PY312="${PY312:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")/versions/3.12.1/bin/python3.12}"
 PIP_HOST="${PIP_HOST:-python3}"   # any pip can download; building needs Python 3.12
 mkdir -p .whl
-have() {  # a wheel of NAME==VERSION already in .whl/ (names normalised as wheels spell them)
+have() {  # a wheel of NAME==VERSION already in .whl/ (a wheel's file name spells NAME with _ for -)
   local norm; norm="$(echo "$1" | tr 'A-Z-' 'a-z_')"
-  ls .whl 2>/dev/null | tr 'A-Z-' 'a-z_' | grep -q "^${norm}-${2}-"
+  ls .whl 2>/dev/null | tr 'A-Z' 'a-z' | grep -q "^${norm}-${2}-"
 }
 grep -v '^\s*#' benchmarks/gpu/carried.txt | sed '/^\s*$/d' | while read -r spec rest; do
   name="${spec%%==*}"; version="${spec##*==}"
