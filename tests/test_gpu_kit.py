@@ -65,6 +65,7 @@ def test_blocker_blocks():
     assert proc.returncode != 0 and "mlflow is blocked" in proc.stderr
 
 
+@pytest.mark.slow  # a training subprocess (2 steps): ~10 s of imports and validation
 def test_training_features_inference_need_no_tracking_packages(demo_corpus, tmp_path):
     proc = subprocess.run([sys.executable, "-c", TRAIN_WITHOUT_TRACKING, str(demo_corpus.prepared),
                            str(demo_corpus.features), str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT,
