@@ -458,6 +458,9 @@ class Kit:
         from ganpipe.training.trainer import TrainPaths, train
 
         s = self.sizes
+        if self.left() < 45:
+            return {"status": "skipped", **self.skip("end to end", f"the kit's time budget is nearly spent "
+                                                                  f"({self.left():.0f} s left)")}
         steps = s.e2e_steps
         params = self.params({
             "train": {"steps": steps, "device": self.device, "checkpoint_every": steps, "validate_every": steps,
