@@ -136,7 +136,23 @@ def write_params(path: Path, overrides: dict) -> Path:
 NEEDS_MARK = {"prefect_harness": "network", "prefect_env": "slow"}
 
 
+def _cuda_tests_wanted(config: pytest.Config) -> bool:
+    """Whether ``cuda``-marked tests stay selected: a GPU is here, ``-m`` names them, or the CPU
+    rehearsal of their assertions is asked for (tests/test_cuda.py)."""
+    if "cuda" in (config.getoption("markexpr", "") or "") or os.environ.get("GANPIPE_CUDA_TESTS_ON_CPU") == "1":
+        return True
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # no GPU and not asked for: the CUDA tests are deselected (a count in the summary line), not a
+    # skip line each in every CPU run
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if cuda_items and not _cuda_tests_wanted(config):
+        config.hook.pytest_deselected(items=cuda_items)
+        items[:] = [item for item in items if not item.get_closest_marker("cuda")]
     unmarked = []
     for item in items:
         marks = {m.name for m in item.iter_markers()}
