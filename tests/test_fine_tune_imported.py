@@ -272,3 +272,34 @@ def test_fine_tune_starts_the_discriminators_from_the_imported_weights(demo_corp
     fresh.imported = imported
     ours, reference = first_step_d_loss(fresh)
     assert abs(ours - reference) > 0.1 * abs(reference), (ours, reference)
+
+
+# -- DVC: the features follow the starting model's mel -------------------------------------------------
+@pytest.mark.slow  # download + prepare + features of a tiny demo corpus, then two experiments: ~1 min
+def test_dvc_reruns_the_features_when_the_starting_model_has_another_mel(tmp_path):
+    from tests._fresh_clone import clean_env, fresh_clone, run
+
+    repo = fresh_clone(tmp_path / "repo")
+    env = clean_env()
+    a = jik876_imported(repo / "models" / "a.pt", seed=0)
+    jik876_imported(repo / "models" / "b.pt", seed=1, stats=a.stats)  # other weights, the same mel and statistics
+    c = jik876_imported(repo / "models" / "c.pt", seed=2, mel={"fmax": 7000.0})  # another mel
+    path = repo / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["model"].update(variant="hifigan_v1", overrides=dict(a.overrides))
+    data["mel"] = {"preset": "from_model"}
+    data["train"]["fine_tune_from"] = "models/a.pt"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def features_of(model) -> None:
+        assert MelConfig.from_dict(json.loads((repo / "data/features/mel_config.json").read_text())) == model.mel
+        stats = load_stats(repo / "data/features")
+        assert np.array_equal(stats["mean"], model.stats["mean"]) and np.array_equal(stats["std"], model.stats["std"])
+
+    assert "Running stage 'features'" in run(["dvc", "repro", "features"], repo, env)
+    features_of(a)
+    out = run(["dvc", "exp", "run", "features", "-S", "train.fine_tune_from=models/b.pt"], repo, env)
+    assert "Running stage 'validate'" in out and "Running stage 'features'" not in out, out
+    out = run(["dvc", "exp", "run", "features", "-S", "train.fine_tune_from=models/c.pt"], repo, env)
+    assert "Running stage 'features'" in out and "Running stage 'prepare'" not in out, out
+    features_of(c)
