@@ -1,5 +1,9 @@
 """Features flow: log-mels of the prepared corpus, sharded over the configured task runner.
 
+The mel is params.yaml's, with statistics over the train split; with ``mel.preset: from_model`` it is
+the starting model's mel and statistics, as the validate stage resolved them into ``data/mel.json``
+(a dependency of this stage in dvc.yaml: a starting model with another mel re-runs it).
+
 The shard subflow gets the manifest's path and ``[start, end)`` ranges, not the jobs (a flow's
 parameters go to the Prefect server, which limits their size), and plans the jobs itself.
 """
@@ -19,6 +23,7 @@ from ganpipe.config import load_params
 
 PREPARED = Path("data/prepared")
 FEATURES = Path("data/features")
+FEATURE_MEL = Path("data/mel.json")  # the validate stage's resolution of the mel (ganpipe.features.FeatureMel)
 
 
 # Writes a DVC output: never cached (DVC clears outputs before the stage runs).
@@ -32,10 +37,12 @@ def extract_shard(jobs: list[F.FeatureJob], config: dict, device: str, batch_sec
 
 @flow(name="features", log_prints=True)
 def features_flow(params_path: str = "params.yaml", prepared_dir: str = str(PREPARED),
-                  out_dir: str = str(FEATURES), metrics_path: str = "metrics/features.json") -> dict:
+                  out_dir: str = str(FEATURES), metrics_path: str = "metrics/features.json",
+                  mel_path: str = str(FEATURE_MEL)) -> dict:
     params = load_params(params_path)
     fp = params.features
-    mel_config = params.mel_config()
+    feature_mel = feature_mel_of(params, mel_path)
+    mel_config = feature_mel.config
     manifest_path = Path(prepared_dir) / "manifest.csv"
     manifest = F.read_manifest(manifest_path)
     # At least two shards per worker so the runner keeps every worker busy.
@@ -48,13 +55,24 @@ def features_flow(params_path: str = "params.yaml", prepared_dir: str = str(PREP
     runner_flow = _run_shards.with_options(task_runner=task_runner(fp))
     results = runner_flow(str(manifest_path), str(prepared_dir), str(out_dir), ranges, mel_config.to_dict(),
                           fp.device, fp.batch_seconds)
-    summary = F.finalize(results, manifest, out_dir, mel_config)
+    summary = F.finalize(results, manifest, out_dir, mel_config, feature_mel.stats)
     write_json(metrics_path, {k: summary[k] for k in ("utterances", "frames", "train_frames", "hours")})
     publish("features-summary", "Features", {
         "utterances": summary["utterances"], "frames": summary["frames"], "hours": summary["hours"],
         "splits": summary["per_split"], "task runner": f"{fp.task_runner} x{fp.workers}",
         "mel": mel_config.to_json()})
     return summary
+
+
+def feature_mel_of(params, mel_path: str | Path) -> F.FeatureMel:
+    """params.yaml's mel, or (mel.preset: from_model) the starting model's, read from ``mel_path``."""
+    if params.mel.preset != "from_model":
+        return F.FeatureMel(params.mel_config())
+    resolved = F.FeatureMel.read(mel_path)
+    if resolved.origin != "train.fine_tune_from" or resolved.stats is None:
+        raise F.FeatureError(f"{mel_path} holds params.yaml's mel, but mel.preset is from_model: re-run the "
+                             "validate stage (dvc repro validate) to resolve the starting model's")
+    return resolved
 
 
 @flow(name="features-shards")

@@ -232,7 +232,16 @@ def show_params(params: Path = ParamsOpt) -> None:
     _check(params)
     p = load_params(params)
     out = p.model_dump(mode="json")
-    out["mel"] = p.mel_config().to_dict()
+    if p.mel.preset == "from_model":  # the starting model's (read, or fetched from the registry)
+        from ganpipe.training.starting_model import resolve_feature_mel
+
+        try:
+            out["mel"] = {"preset": "from_model", **resolve_feature_mel(p).config.to_dict()}
+        except (OSError, ValueError) as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+    else:
+        out["mel"] = p.mel_config().to_dict()
     typer.echo(json.dumps(out, indent=2))
 
 
@@ -240,18 +249,23 @@ def show_params(params: Path = ParamsOpt) -> None:
 def validate(
     params: Path = ParamsOpt,
     out: Path = typer.Option(None, "--out", help="Write this file (the same bytes while the params are valid)."),
+    mel_out: Path = typer.Option(None, "--mel-out",
+                                 help="Write the features' mel and statistics here as JSON (mel.preset from_model: "
+                                      "the starting model's); the features stage depends on it."),
 ) -> None:
     """The first stage of the pipeline: check all of params.yaml (every key and value, and the model
     the train stage will build from model.* and train.*) before any stage deletes its outputs. A bad
     value fails naming the key and the allowed values (exit 2)."""
     from ganpipe.atomic import write_text
-    from ganpipe.params_check import STAMP_TEXT, check
+    from ganpipe.params_check import STAMP_TEXT, resolve
 
     try:
-        check(params)
+        _, feature_mel = resolve(params)
     except ConfigError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
+    if mel_out is not None:
+        feature_mel.write(mel_out)
     if out is not None:
         write_text(out, STAMP_TEXT)
     typer.echo(f"{params}: valid")

@@ -143,7 +143,7 @@ class AudioParams(_Strict):
 # --------------------------------------------------------------------------------------------
 # mel
 # --------------------------------------------------------------------------------------------
-MelPresetName = Literal["hifigan", "pwg", "custom"]
+MelPresetName = Literal["hifigan", "pwg", "custom", "from_model"]
 
 # Reference parameter sets. ``hifigan``: jik876/hifi-gan config_v1 (22.05 kHz). ``pwg``: the
 # kan-bayashi ParallelWaveGAN LJSpeech recipe (log10, 80-7600 Hz, mean/var normalised features).
@@ -156,7 +156,9 @@ MEL_PRESETS: dict[str, dict[str, Any]] = {
 
 
 class MelParams(_Strict):
-    """``preset`` supplies defaults; any field given explicitly overrides it."""
+    """``preset`` supplies defaults; any field given explicitly overrides it. ``from_model``: the whole
+    mel configuration and its statistics are the starting model's (``train.fine_tune_from``), resolved
+    by the validate stage (ganpipe.training.starting_model); no field may be set beside it."""
 
     preset: MelPresetName = "hifigan"
     n_fft: int | None = Field(None, ge=16, le=16384)
@@ -175,9 +177,17 @@ class MelParams(_Strict):
             missing = [k for k in MEL_PRESETS["hifigan"] if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"preset 'custom' needs every mel field; missing: {', '.join(missing)}")
+        if self.preset == "from_model":
+            given = [k for k in MEL_PRESETS["hifigan"] if getattr(self, k) is not None]
+            if given:
+                raise ValueError("preset 'from_model' takes every mel field from train.fine_tune_from's model; "
+                                 f"remove: {', '.join(f'mel.{k}' for k in given)}")
         return self
 
     def resolved(self) -> dict[str, Any]:
+        if self.preset == "from_model":
+            raise ValueError("mel.preset: from_model: the mel is the starting model's (train.fine_tune_from); "
+                             "resolve it with ganpipe.training.starting_model.resolve_feature_mel")
         base = dict(MEL_PRESETS.get(self.preset, {}))
         for key in MEL_PRESETS["hifigan"]:
             value = getattr(self, key)
@@ -298,7 +308,17 @@ class TrainParams(_Strict):
     max_nonfinite_steps: int = Field(20, ge=1)  # consecutive skipped steps before stopping
     seed: int = 1234
     threads: int = Field(0, ge=0)  # torch CPU threads; 0 = library default
-    fine_tune_from: str | None = None  # checkpoint file or models:/NAME@alias (weights only)
+    # a generator file (ours or an imported published one), a training checkpoint or models:/NAME@alias
+    fine_tune_from: str | None = None
+    # also start the discriminators from fine_tune_from's (a file holding discriminators_state_dict)
+    fine_tune_discriminator: bool = False
+
+    @model_validator(mode="after")
+    def _fine_tune(self) -> "TrainParams":
+        if self.fine_tune_discriminator and not self.fine_tune_from:
+            raise ValueError("train.fine_tune_discriminator needs train.fine_tune_from (the file whose "
+                             "discriminators to start from)")
+        return self
 
 
 class EvaluationParams(_Strict):
@@ -387,6 +407,11 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _cross(self) -> "Params":
+        if self.mel.preset == "from_model":  # the model's own mel: checked against audio.* at validate
+            if not self.train.fine_tune_from:
+                raise ValueError("mel.preset 'from_model' needs train.fine_tune_from (the model whose mel "
+                                 "and statistics the features use)")
+            return self
         mel = self.mel.resolved()
         nyquist = self.audio.sample_rate / 2
         if mel["fmax"] > nyquist:
@@ -402,6 +427,8 @@ class Params(_Strict):
         return self
 
     def mel_config(self) -> "MelConfig":
+        """The mel of params.yaml (``mel.preset: from_model``: a ValueError; the model's mel is read by
+        ganpipe.training.starting_model.resolve_feature_mel)."""
         from ganpipe.mel import MelConfig
 
         return MelConfig(sample_rate=self.audio.sample_rate, **self.mel.resolved())

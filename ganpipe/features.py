@@ -4,10 +4,18 @@ Outputs (``out_dir``):
     mels/<utt_id>.npy   float32 ``(n_mels, num_samples // hop_length)``, *un-normalised* log-mel;
                         frame ``i`` belongs to audio samples ``[i*hop, (i+1)*hop)`` (ganpipe.mel).
     stats.npz           per-bin ``mean``, ``std`` and ``count`` over the *train* split frames, for
-                        mean/variance normalisation (applied by consumers via MelSpectrogram(stats)).
+                        mean/variance normalisation (applied by consumers via MelSpectrogram(stats));
+                        with ``mel.preset: from_model``, the starting model's ``mean`` and ``std``
+                        (``count``: still the train frames), so the features are normalised as its
+                        training data was.
     mel_config.json     the resolved MelConfig; it travels with every checkpoint and model.
     index.csv           utt_id, speaker, split, frames, num_samples, mel (path relative to out_dir).
-    summary.json        counts, hours of audio, frames.
+    summary.json        counts, hours of audio, frames, the mel and where the statistics came from.
+
+:class:`FeatureMel` is what the stage computes with: params.yaml's mel and the train split's
+statistics, or (``mel.preset: from_model``) the starting model's mel and statistics. The validate
+stage writes it (``data/mel.json``, :meth:`FeatureMel.write`), and the features stage depends on
+that file, so a different starting model re-runs the features exactly when its mel or statistics differ.
 
 Work is split into shards (lists of utterances). :func:`extract_shard` is a plain function that a
 Prefect task (threads or Dask) or a plain loop can run; inside a shard, utterances are grouped by
@@ -38,6 +46,42 @@ PARTIAL_DIR = ".mels.partial"
 
 class FeatureError(ValueError):
     """A prepared file that cannot be turned into features (named in the message)."""
+
+
+@dataclass(frozen=True)
+class FeatureMel:
+    """The mel of the features and their statistics: ``stats`` ``None`` means the train split's."""
+
+    config: MelConfig
+    stats: dict[str, np.ndarray] | None = None
+    origin: str = "params.yaml"  # or "train.fine_tune_from" (mel.preset: from_model)
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = None if self.stats is None else {
+            k: [float(v) for v in np.asarray(self.stats[k], dtype=np.float32)] for k in ("mean", "std")}
+        return {"from": self.origin, "mel": self.config.to_dict(), "stats": stats}
+
+    def write(self, path: str | Path) -> None:
+        import json
+
+        write_text(path, json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> "FeatureMel":
+        import json
+
+        path = Path(path)
+        if not path.is_file():
+            raise FeatureError(f"{path} not found: the validate stage writes it "
+                               f"(python -m ganpipe.cli validate --out data/params.valid --mel-out {path})")
+        try:
+            data = json.loads(path.read_text())
+            stats = data["stats"]
+            return cls(MelConfig.from_dict(data["mel"]),
+                       None if stats is None else {k: np.asarray(stats[k], dtype=np.float32) for k in ("mean", "std")},
+                       str(data["from"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FeatureError(f"{path}: not a features mel file ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass(frozen=True)
@@ -202,8 +246,9 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
 
 
 def finalize(results: list[ShardResult], manifest: pd.DataFrame, out_dir: str | Path,
-             config: MelConfig) -> dict[str, Any]:
-    """Aggregate shard results: write stats.npz, mel_config.json, index.csv and summary.json."""
+             config: MelConfig, stats: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Aggregate shard results: write stats.npz, mel_config.json, index.csv and summary.json.
+    ``stats`` (``mean``, ``std``): written instead of the train split's (a starting model's)."""
     out_dir = Path(out_dir)
     frames: dict[str, int] = {}
     n_samples: dict[str, int] = {}
@@ -221,8 +266,14 @@ def finalize(results: list[ShardResult], manifest: pd.DataFrame, out_dir: str | 
     staged = out_dir / PARTIAL_DIR
     if sorted(frames) != sorted(p.stem for p in staged.glob("*.npy")):
         raise FeatureError(f"{staged}: staged features do not match the shard results")
-    mean = bin_sum / count
-    std = np.sqrt(np.maximum(bin_sumsq / count - mean ** 2, 0.0))
+    if stats is None:
+        mean = bin_sum / count
+        std = np.sqrt(np.maximum(bin_sumsq / count - mean ** 2, 0.0))
+    else:
+        mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
+        if mean.shape != (config.n_mels,) or std.shape != (config.n_mels,):
+            raise FeatureError(f"the given mel statistics have shapes {mean.shape} / {std.shape}, "
+                               f"not ({config.n_mels},) for n_mels={config.n_mels}")
     with atomic_path(out_dir / "stats.npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, mean=mean.astype(np.float32), std=std.astype(np.float32), count=np.int64(count))
@@ -247,6 +298,7 @@ def finalize(results: list[ShardResult], manifest: pd.DataFrame, out_dir: str | 
         "hours": round(total_samples / config.sample_rate / 3600.0, 4),
         "per_split": {k: int(v) for k, v in index["split"].value_counts().sort_index().items()},
         "mel": config.to_dict(),
+        "statistics": "train split" if stats is None else "the starting model's (mel.preset: from_model)",
     }
     write_json(out_dir / "summary.json", summary)
     return summary
@@ -259,12 +311,14 @@ def load_stats(features_dir: str | Path) -> dict[str, np.ndarray]:
 
 def extract_features(manifest_csv: str | Path, prepared_dir: str | Path, out_dir: str | Path,
                      config: MelConfig, *, shard_size: int = 64, device: str = "auto",
-                     batch_seconds: float = 60.0, workers: int = 2) -> dict[str, Any]:
-    """The whole stage without an orchestrator: shards run in a thread pool of ``workers``."""
+                     batch_seconds: float = 60.0, workers: int = 2,
+                     stats: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The whole stage without an orchestrator: shards run in a thread pool of ``workers``.
+    ``stats``: written to stats.npz instead of the train split's (see :func:`finalize`)."""
     manifest = read_manifest(manifest_csv)
     jobs = plan_jobs(manifest, prepared_dir, out_dir)
     start_output(out_dir)
     shards = shard(jobs, shard_size)
     torch.set_num_threads(1)
     results = [extract_shard(s, config.to_dict(), device, batch_seconds, threads=workers) for s in shards]
-    return finalize(results, manifest, out_dir, config)
+    return finalize(results, manifest, out_dir, config, stats)

@@ -8,29 +8,41 @@ with nothing deleted, and a good change re-runs only the stages whose own params
 
 Checked: the schema (ganpipe/config.py: every key, type and allowed value) and what the train stage
 builds from it: ``model.overrides`` against the variant's options (on PyTorch's ``meta`` device: no
-weights are allocated) and ``train.segment_samples`` against the vocoder's hop.
+weights are allocated) and ``train.segment_samples`` against the vocoder's hop. With ``mel.preset:
+from_model`` it also resolves the starting model's mel and statistics (the file, or the registered
+model, of ``train.fine_tune_from``), checks its sample rate against ``audio.sample_rate`` and its
+architecture against ``model.*``; :func:`resolve` returns that mel for ``data/mel.json``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ganpipe.config import ConfigError, Params, load_params
+
+if TYPE_CHECKING:
+    from ganpipe.features import FeatureMel
+    from ganpipe.training.starting_model import StartingModel
 
 # The validate stage's output: the same bytes while params.yaml is valid, so it never re-runs later stages.
 STAMP_TEXT = "params.yaml is valid (ganpipe validate)\n"
 
 
-def check_model(params: Params, source: str = "params.yaml") -> None:
-    """Build the model the train stage would build (no weights allocated); a bad value -> ConfigError."""
+def check_model(params: Params, source: str = "params.yaml", mel: "FeatureMel | None" = None,
+                start: "StartingModel | None" = None) -> None:
+    """Build the model the train stage would build (no weights allocated); a bad value -> ConfigError.
+    ``mel``: the features' mel (default: params.yaml's); ``start``: the starting model to compare with."""
     import torch
 
+    from ganpipe.models import describe
     from ganpipe.training.recipes import resolve
     from ganpipe.training.trainer import build_bundle
 
     try:
         with torch.device("meta"):
-            bundle = build_bundle(params, n_labels=2, mel=params.mel_config())
+            bundle = build_bundle(params, n_labels=2, mel=mel.config if mel else params.mel_config())
     except (ValueError, TypeError) as exc:
         message = str(exc)
         raise ConfigError(f"{source}: model.{params.model.variant}: "
@@ -39,10 +51,33 @@ def check_model(params: Params, source: str = "params.yaml") -> None:
     if bundle.kind == "vocoder" and bundle.hop_length and segment % bundle.hop_length:
         raise ConfigError(f"{source}: key 'train.segment_samples': {segment} must be a multiple of the hop length "
                           f"({bundle.hop_length}) of {params.model.variant}")
+    if start is not None:  # the label count is the corpus's, not known here
+        skip = (describe(params.model.variant).label_option,) if params.model.conditioning == "labels" else ()
+        problems = start.architecture_mismatches(bundle, skip)
+        if problems:
+            raise ConfigError(f"{source}: {start.explain(problems)}")
+
+
+def resolve(path: str | Path = "params.yaml") -> tuple[Params, "FeatureMel"]:
+    """All of ``path`` validated (schema, the starting model of mel.preset from_model, then the model)
+    and the features' mel; raises :class:`ConfigError` naming the key."""
+    from ganpipe.features import FeatureMel
+    from ganpipe.training import starting_model
+
+    params = load_params(path)
+    start = None
+    if params.mel.preset == "from_model":
+        try:
+            start = starting_model.load(params.train.fine_tune_from)
+            mel = start.feature_mel(params.audio.sample_rate)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: key 'train.fine_tune_from' (mel.preset: from_model): {exc}") from None
+    else:
+        mel = FeatureMel(params.mel_config())
+    check_model(params, str(path), mel, start)
+    return params, mel
 
 
 def check(path: str | Path = "params.yaml") -> Params:
     """All of ``path`` validated (schema, then the model); raises :class:`ConfigError` naming the key."""
-    params = load_params(path)
-    check_model(params, str(path))
-    return params
+    return resolve(path)[0]

@@ -67,7 +67,8 @@ class Tracker:
         self.run_id: str | None = None
         self._mlflow: Any = None
 
-    def start(self, bundle: Any, recipe: Any, resumed_step: int) -> None:
+    def start(self, bundle: Any, recipe: Any, resumed_step: int, mel: Any = None) -> None:
+        """``mel``: the features' MelConfig (default: params.yaml's; mel.preset from_model has none there)."""
         if not self.enabled:
             return
         import mlflow
@@ -84,7 +85,7 @@ class Tracker:
             return
         flat: dict[str, Any] = {}
         _flatten("", {"model": self.params.model.model_dump(), "train": self.params.train.model_dump(),
-                      "mel": self.params.mel_config().to_dict(), "dataset": self.params.dataset.name,
+                      "mel": (mel or self.params.mel_config()).to_dict(), "dataset": self.params.dataset.name,
                       "recipe": recipe.as_dict()}, flat)
         mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
         mlflow.set_tags({"variant": bundle.variant, "kind": bundle.kind, "stage": "train"})

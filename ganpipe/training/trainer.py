@@ -51,6 +51,7 @@ from ganpipe.plots import plot_training_curves
 from ganpipe.stft_distance import MultiResolutionSTFT
 from ganpipe.training import checkpoint as ckpt
 from ganpipe.training import losses as L
+from ganpipe.training import starting_model
 from ganpipe.training.data import Corpus, MelFrames, VocoderSegments, WaveClips, load_corpus
 from ganpipe.training.recipes import Recipe, resolve
 from ganpipe.training.tracking import Tracker
@@ -236,22 +237,10 @@ def feature_maps(real: DiscriminatorOutput, fake: DiscriminatorOutput, include_f
 
 
 def fine_tune_weights(source: str | Path) -> dict[str, torch.Tensor]:
-    """``train.fine_tune_from``: a generator file, a training checkpoint, or a registered model
-    (``models:/NAME@champion``, ``models:/NAME/3``: its generator file is downloaded from the MLflow
-    store of $MLFLOW_TRACKING_URI, else of ./params.yaml)."""
-    if not str(source).startswith("models:/"):
-        return generator_io.load_weights(source)
-    import tempfile
-
-    from ganpipe.mlflow_store import download_generator
-
-    with tempfile.TemporaryDirectory(prefix="ganpipe-fine-tune-") as tmp:
-        try:
-            path = download_generator(str(source), tmp)
-        except Exception as exc:  # noqa: BLE001 - name the parameter and the URI
-            raise ValueError(f"train.fine_tune_from={source}: cannot fetch the registered generator "
-                             f"({type(exc).__name__}: {exc})") from None
-        return generator_io.load_weights(path)
+    """``train.fine_tune_from``'s generator weights: a generator file (ours or an imported one), a
+    training checkpoint, or a registered model (``models:/NAME@champion``, ``models:/NAME/3``: its
+    generator file is downloaded from the MLflow store of $MLFLOW_TRACKING_URI, else of ./params.yaml)."""
+    return starting_model.load(source).generator
 
 
 def build_bundle(params: Params, n_labels: int, mel: MelConfig) -> ModelBundle:
@@ -524,9 +513,12 @@ class Trainer:
             if self.dist.main:
                 log.info("resumed from step %d (%s)", self.step, self.ckpt_dir)
             return
-        source = self.params.train.fine_tune_from
+        t = self.params.train
+        source = t.fine_tune_from
         if source:
-            weights = fine_tune_weights(source)
+            start = starting_model.load(source)
+            start.check(self.bundle, self.mel_config, self.stats)  # before any step, naming each difference
+            weights = start.generator
             try:
                 self.G.load_state_dict(weights, strict=True)
             except RuntimeError as exc:
@@ -535,8 +527,16 @@ class Trainer:
                                  f"(variant, overrides, conditioning and mel must match): {exc}") from None
             if self.ema is not None:
                 self.ema.load_state_dict(weights)
+            if t.fine_tune_discriminator:
+                try:
+                    self.D.parts.load_state_dict(start.discriminator_weights(), strict=True)
+                except RuntimeError as exc:
+                    raise ValueError(f"train.fine_tune_from={source}: its discriminator weights do not fit the "
+                                     f"discriminators of model.variant {self.bundle.variant!r} with these model "
+                                     f"settings: {exc}") from None
             if self.dist.main:
-                log.info("fine-tuning from %s (generator weights only)", source)
+                log.info("fine-tuning from %s (%s)", source,
+                         "generator and discriminators" if t.fine_tune_discriminator else "generator weights only")
 
     # -- steps ----------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -776,7 +776,7 @@ class Trainer:
         d = self.dist
         tracker = Tracker(self.params, enabled=d.main and self.params.tracking.enabled,
                           run_file=self.ckpt_dir / "mlflow_run.json")
-        tracker.start(self.bundle, self.recipe, resumed_step=self.step)
+        tracker.start(self.bundle, self.recipe, resumed_step=self.step, mel=self.mel_config)
         try:
             result = self._loop(tracker)
         except BaseException:
