@@ -40,9 +40,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import json
 import warnings
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 

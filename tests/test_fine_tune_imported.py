@@ -23,9 +23,7 @@ from typer.testing import CliRunner
 from ganpipe.cli import app
 from ganpipe.config import ConfigError, parse_params
 from ganpipe.features import FeatureMel, extract_features, load_stats
-from ganpipe.generator_io import save_generator
 from ganpipe.mel import MelConfig, MelSpectrogram
-from ganpipe.models import TINY_OVERRIDES, build
 from ganpipe.training.starting_model import StartingModelError
 from ganpipe.training.trainer import Trainer
 from tests import oracles

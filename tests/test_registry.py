@@ -16,7 +16,7 @@ from ganpipe.config import ConfigError, PrimaryMetric, parse_params
 from ganpipe.mel import MelConfig
 from tests._registry_project import (MODEL, aliases, client_for, eval_json, make_generator, make_project,  # noqa: F401
                                      mlflow_template, version_ids, versions)
-from tests.conftest import REPO_ROOT, write_params
+from tests.conftest import REPO_ROOT
 
 # ------------------------------------------------------------------------------------------------
 # params
