@@ -123,22 +123,25 @@ class MelL1(nn.Module):
 class MultiScaleMelLoss(nn.Module):
     """BigVGAN-v2's multi-scale mel loss (after descript-audio-codec): for each ``(window, n_mels)``
     scale, a centred STFT (reflect padding, periodic Hann window, hop ``window // 4``), its magnitude
-    through a ``n_mels``-band Slaney mel filterbank over ``[0, fmax]`` (librosa's), ``log10(max(mel, 1e-5))``;
-    the loss is the sum over scales of the mean absolute difference of fake and real."""
+    through a ``n_mels``-band Slaney mel filterbank over ``[0, fmax]`` (librosa's default, built by
+    torchaudio), ``log10(max(mel, 1e-5))``; the loss is the sum over scales of the mean absolute
+    difference of fake and real."""
 
     def __init__(self, sample_rate: int, scales: tuple[tuple[int, int], ...], fmax: float | None = None,
                  eps: float = 1e-5):
         super().__init__()
         import warnings
 
-        import librosa
+        import torchaudio
 
         self.scales, self.eps = tuple(scales), eps
         for i, (window, n_mels) in enumerate(self.scales):
             with warnings.catch_warnings():  # the small windows leave some narrow bands empty, as in the reference
                 warnings.simplefilter("ignore")
-                basis = librosa.filters.mel(sr=sample_rate, n_fft=window, n_mels=n_mels, fmin=0.0, fmax=fmax)
-            self.register_buffer(f"basis{i}", torch.from_numpy(basis).float(), persistent=False)
+                basis = torchaudio.functional.melscale_fbanks(
+                    n_freqs=window // 2 + 1, f_min=0.0, f_max=float(fmax or sample_rate / 2), n_mels=n_mels,
+                    sample_rate=sample_rate, norm="slaney", mel_scale="slaney").T.contiguous()
+            self.register_buffer(f"basis{i}", basis, persistent=False)
             self.register_buffer(f"window{i}", torch.hann_window(window), persistent=False)
 
     def _log_mel(self, wav: Tensor, i: int) -> Tensor:

@@ -1,0 +1,1 @@
+"""Published vocoder checkpoints -> ganpipe generator files (one module per source format)."""
