@@ -42,39 +42,40 @@ def kaiser_sinc_lowpass(cutoff: float, half_width: float, taps: int) -> Tensor:
     return h / h.sum()
 
 
+def _depthwise_lowpass(channels: int, ratio: int, taps: int) -> Tensor:
+    """The low-pass as a depthwise conv weight ``(channels, 1, taps)`` (a constant the ONNX export keeps)."""
+    return kaiser_sinc_lowpass(0.5 / ratio, 0.6 / ratio, taps).view(1, 1, -1).repeat(channels, 1, 1)
+
+
 class Upsample(nn.Module):
     """x ``ratio`` by zero-stuffing + the low-pass (a transposed depthwise conv), gain ``ratio``."""
 
-    def __init__(self, ratio: int = 2, taps: int = 12) -> None:
+    def __init__(self, channels: int, ratio: int = 2, taps: int = 12) -> None:
         super().__init__()
-        self.ratio, self.taps = ratio, taps
+        self.channels, self.ratio, self.taps = channels, ratio, taps
         self.pad = taps // ratio - 1
         self.crop_left = self.pad * ratio + (taps - ratio) // 2
         self.crop_right = self.pad * ratio + (taps - ratio + 1) // 2
-        self.register_buffer("filter", kaiser_sinc_lowpass(0.5 / ratio, 0.6 / ratio, taps).view(1, 1, -1),
-                             persistent=False)
+        self.register_buffer("filter", _depthwise_lowpass(channels, ratio, taps), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        channels = x.shape[1]
-        y = F.conv_transpose1d(F.pad(x, (self.pad, self.pad), mode="replicate"),
-                               self.filter.expand(channels, -1, -1), stride=self.ratio, groups=channels)
+        y = F.conv_transpose1d(F.pad(x, (self.pad, self.pad), mode="replicate"), self.filter, stride=self.ratio,
+                               groups=self.channels)
         return self.ratio * y[..., self.crop_left:y.shape[-1] - self.crop_right]
 
 
 class Downsample(nn.Module):
     """The low-pass, then every ``ratio``-th sample (a strided depthwise conv)."""
 
-    def __init__(self, ratio: int = 2, taps: int = 12) -> None:
+    def __init__(self, channels: int, ratio: int = 2, taps: int = 12) -> None:
         super().__init__()
-        self.ratio = ratio
+        self.channels, self.ratio = channels, ratio
         self.pad_left, self.pad_right = taps // 2 - (1 - taps % 2), taps // 2
-        self.register_buffer("filter", kaiser_sinc_lowpass(0.5 / ratio, 0.6 / ratio, taps).view(1, 1, -1),
-                             persistent=False)
+        self.register_buffer("filter", _depthwise_lowpass(channels, ratio, taps), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        channels = x.shape[1]
-        return F.conv1d(F.pad(x, (self.pad_left, self.pad_right), mode="replicate"),
-                        self.filter.expand(channels, -1, -1), stride=self.ratio, groups=channels)
+        return F.conv1d(F.pad(x, (self.pad_left, self.pad_right), mode="replicate"), self.filter, stride=self.ratio,
+                        groups=self.channels)
 
 
 class Snake(nn.Module):
@@ -111,11 +112,12 @@ ACTIVATIONS = {"snake": Snake, "snakebeta": SnakeBeta}
 class AntiAliasedActivation(nn.Module):
     """Upsample x2 -> periodic activation -> low-pass and decimate x2 (same length out as in)."""
 
-    def __init__(self, activation: nn.Module, ratio: int = 2, taps: int = 12) -> None:
+    def __init__(self, activation: Snake, ratio: int = 2, taps: int = 12) -> None:
         super().__init__()
-        self.upsample = Upsample(ratio, taps)
+        channels = activation.alpha.numel()
+        self.upsample = Upsample(channels, ratio, taps)
         self.act = activation
-        self.downsample = Downsample(ratio, taps)
+        self.downsample = Downsample(channels, ratio, taps)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.downsample(self.act(self.upsample(x)))

@@ -283,9 +283,13 @@ def _fixed_buffers(state: Mapping[str, Tensor], ours: Mapping[str, Tensor], fixe
             kept[key] = value
             continue
         our_key = rename(key)
-        if our_key in ours:
-            if tuple(ours[our_key].shape) != tuple(value.shape) or not torch.allclose(
-                    ours[our_key].to(value.dtype), value, atol=1e-6):
+        if our_key in ours:  # (ours may hold the reference's filter once per channel: compared broadcast)
+            mine = ours[our_key]
+            try:
+                theirs = value.to(mine.dtype).expand_as(mine)
+            except RuntimeError:
+                theirs = None
+            if theirs is None or not torch.allclose(mine, theirs, atol=1e-6):
                 raise WeightMappingError(f"{source}: fixed buffer {key!r} differs from ganpipe's {our_key!r} "
                                          "(another filter design or size)")
     return kept
