@@ -15,9 +15,12 @@ input resampled to twice its rate (torchaudio), a constant-Q transform (nnAudio'
 real and imaginary parts as two channels), one conv per octave, then a stack of dilated 2-D convs)
 or, for v1, UnivNet's multi-resolution discriminator (``mrd``: 2-D convs on STFT magnitudes).
 
-Sizes (80 mels, 22.05 kHz, with weight norm's g and v): ``bigvgan_v2`` (bigvgan_v2_22khz_80band_256x:
-1536 channels, rates 4,4,2,2,2,2) 112.4M generator parameters; ``bigvgan`` (bigvgan_22khz_80band:
-512 channels, rates 8,8,2,2) 14.0M... see tests/test_reference_bigvgan.py for the counts checked.
+Parameters (80 mels, with weight norm's g and v, as the reference counts them): ``bigvgan_v2``
+(bigvgan_v2_22khz_80band_256x: 1536 channels, rates 4,4,2,2,2,2) generator 112,231,249, MPD
+41,105,770, CQT discriminator 4,454,304; ``bigvgan_base`` (bigvgan_base_22khz_80band: 512 channels,
+rates 8,8,2,2) generator 13,953,474, MRD 280,902 (the full v1, bigvgan_22khz_80band, is
+``bigvgan_base`` with v2's upsampling overrides). Equal counts are checked against the reference in
+tests/test_reference_bigvgan.py.
 
 Feature matching: the reference's CQT discriminator does not return its output map among its
 features (its MPD and MRD do), so :class:`CQTDiscriminator` marks its outputs unmatched
@@ -230,10 +233,11 @@ class CQTDiscriminator(nn.Module):
 
         self.n_octaves, self.bins_per_octave = n_octaves, bins_per_octave
         self.normalize_volume = config.cqtd_normalize_volume
-        self.resample = Resample(orig_freq=config.sample_rate, new_freq=2 * config.sample_rate)
-        self.cqt_transform = CQT2010v2(sr=2 * config.sample_rate, hop_length=hop_length,
-                                       n_bins=n_octaves * bins_per_octave, bins_per_octave=bins_per_octave,
-                                       output_format="Complex", pad_mode="constant", verbose=False)
+        with torch.device("cpu"):  # fixed filters computed from data (also under a meta-device build: validate)
+            self.resample = Resample(orig_freq=config.sample_rate, new_freq=2 * config.sample_rate)
+            self.cqt_transform = CQT2010v2(sr=2 * config.sample_rate, hop_length=hop_length,
+                                           n_bins=n_octaves * bins_per_octave, bins_per_octave=bins_per_octave,
+                                           output_format="Complex", pad_mode="constant", verbose=False)
         k = self.KERNEL
         self.conv_pres = nn.ModuleList(nn.Conv2d(2, 2, k, padding=_padding_2d(k)) for _ in range(n_octaves))
         filters, top = config.cqtd_filters, config.cqtd_max_filters
