@@ -264,7 +264,7 @@ class TrainParams(_Strict):
     steps: int = Field(300, ge=1)
     # auto = jik876's for HiFi-GAN (the paper's code), else the ParallelWaveGAN toolkit's LJSpeech
     # recipe (WaveGAN/SpecGAN/mel_mlp_gan: their papers'); pwg = the toolkit's hifigan.v1.yaml for HiFi-GAN
-    recipe: Literal["auto", "jik876", "pwg", "paper"] = "auto"
+    recipe: Literal["auto", "jik876", "pwg", "paper", "bigvgan"] = "auto"
     batch_size: Annotated[int, Field(ge=1)] | Auto = "auto"
     segment_samples: int | Auto = "auto"  # vocoders: audio samples per example (multiple of hop)
     adversarial_loss: Literal["auto", "bce", "lsgan", "hinge", "wgan-gp"] = "auto"
@@ -276,7 +276,7 @@ class TrainParams(_Strict):
     adam_eps: Annotated[float, Field(gt=0.0)] | Auto = "auto"
     weight_decay: Annotated[float, Field(ge=0.0)] | Auto = "auto"
     amsgrad: bool | Auto = "auto"
-    scheduler: Literal["auto", "exponential_per_epoch", "step", "multistep"] = "auto"
+    scheduler: Literal["auto", "exponential_per_epoch", "exponential_per_update", "step", "multistep"] = "auto"
     lr_gamma: Annotated[float, Field(gt=0.0, le=1.0)] | Auto = "auto"
     lr_step_size: Annotated[int, Field(ge=1)] | Auto = "auto"  # scheduler: step (updates)
     lr_milestones: list[Annotated[int, Field(ge=1)]] | Auto = "auto"  # scheduler: multistep (updates)
@@ -289,11 +289,14 @@ class TrainParams(_Strict):
     critic_steps: int | Auto = "auto"  # discriminator updates per generator update
     discriminator_start_step: int | Auto = "auto"  # two-stage training: G alone before this step
     mel_loss_fmax: Annotated[float, Field(gt=0.0)] | None | Auto = "auto"  # mel L1 loss band's top (Hz); null = full band
+    # the mel L1 loss: jik876 (the feature mel's frames), centred (the toolkit's), multiscale (BigVGAN-v2's 7 scales)
+    mel_loss_framing: Literal["auto", "jik876", "centred", "multiscale"] = "auto"
     fm_include_final: bool | Auto = "auto"  # feature matching counts each discriminator's final output too
     average_by_discriminators: bool | Auto = "auto"  # adversarial/feature losses: mean over sub-discriminators
     update_order: Literal["auto", "d_first", "g_first"] = "auto"
     grad_clip_generator: Annotated[float, Field(ge=0.0)] | Auto = "auto"  # max grad norm, 0 = off
     grad_clip_discriminator: Annotated[float, Field(ge=0.0)] | Auto = "auto"
+    grad_clip_per_discriminator: bool | Auto = "auto"  # each discriminator clipped apart (BigVGAN)
     grad_clip: float = Field(0.0, ge=0.0)  # > 0: both networks at this norm (where grad_clip_* are auto)
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = off; else EMA of generator weights
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast (CUDA or CPU); fp16 adds a GradScaler

@@ -108,7 +108,7 @@ def test_onnxruntime_hifigan_with_dc_block_any_length():
 
 
 @needs_ort
-@pytest.mark.parametrize("variant", ["melgan", "multiband_melgan"])
+@pytest.mark.parametrize("variant", ["melgan", "multiband_melgan", "bigvgan_v2", "bigvgan_base"])
 def test_onnxruntime_other_deterministic_vocoders(variant):
     generator, reference = reference_pair(variant, **TINY_OVERRIDES[variant])
     fast = prepare_for_inference(generator, backend="onnxruntime")

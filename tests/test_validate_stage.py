@@ -74,3 +74,13 @@ def test_a_bad_value_fails_at_validate_with_nothing_deleted(tmp_path: Path):
     assert "Running stage 'download'" not in log
     assert raw.read_bytes() == b"RIFF...."  # nothing deleted
     assert (repo / "dvc.lock").read_text() == lock
+
+
+@pytest.mark.parametrize("variant", sorted(__import__("ganpipe.models", fromlist=["VARIANTS"]).VARIANTS))
+def test_every_variant_passes_validate_at_its_published_size(variant: str):
+    """The validate stage builds the model on PyTorch's meta device: a variant whose layers compute fixed
+    filters from data (BigVGAN-v2's CQT and resampler) must build there too."""
+    from ganpipe.config import parse_params
+    from ganpipe.params_check import check_model
+
+    check_model(parse_params({"model": {"variant": variant, "overrides": {}}}))

@@ -9,7 +9,8 @@ One module per source format, one row of :data:`FORMATS` each (a new format: its
 ``read(checkpoint, config=, stats=, discriminator=) -> ImportedModel`` and its row here):
 
 * ``jik876``: jik876/hifi-gan (:mod:`.jik876`);
-* ``pwg``: kan-bayashi/ParallelWaveGAN, the toolkit (:mod:`.toolkit`).
+* ``pwg``: kan-bayashi/ParallelWaveGAN, the toolkit (:mod:`.toolkit`);
+* ``bigvgan``: NVIDIA/BigVGAN (:mod:`.bigvgan`).
 
 Foreign files are read with ``torch.load(weights_only=True)`` only. Every failure (a missing,
 truncated or wrong-format file, a pickle that needs code, a model ganpipe does not have, a layer
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganpipe.importing import jik876, toolkit
+from ganpipe.importing import bigvgan, jik876, toolkit
 from ganpipe.importing.source import ImportedModel, ImportModelError
 
 
@@ -46,6 +47,8 @@ FORMATS: dict[str, SourceFormat] = {
     toolkit.NAME: SourceFormat(toolkit.NAME, "kan-bayashi/ParallelWaveGAN: checkpoint-XXXXsteps.pkl [--config "
                                              "config.yml] [--stats stats.h5|stats.npy] (default: beside it)",
                                toolkit.read),
+    bigvgan.NAME: SourceFormat(bigvgan.NAME, "NVIDIA/BigVGAN: bigvgan_generator.pt --config config.json "
+                                             "[--discriminator bigvgan_discriminator_optimizer.pt]", bigvgan.read),
 }
 
 

@@ -20,11 +20,16 @@ class DiscriminatorOutput(NamedTuple):
     class_logits:
         Per sub-discriminator, ``(B, n_classes)`` scores of the auxiliary classifier (AC-GAN),
         or ``None`` when the discriminator has no classifier head.
+    final_matched:
+        Per sub-discriminator, whether feature matching that includes the final outputs
+        (``fm_include_final``) compares this one's; ``None``: all do. BigVGAN's CQT discriminator
+        keeps its output out of feature matching, as its reference does.
     """
 
     logits: list[Tensor]
     features: list[list[Tensor]]
     class_logits: list[Tensor] | None
+    final_matched: list[bool] | None = None
 
 
 def merge_outputs(parts: list[DiscriminatorOutput]) -> DiscriminatorOutput:
@@ -35,4 +40,7 @@ def merge_outputs(parts: list[DiscriminatorOutput]) -> DiscriminatorOutput:
     if any(has_classes) and not all(has_classes):
         raise ValueError("cannot merge outputs with and without class logits")
     class_logits = [t for part in parts for t in (part.class_logits or [])] if all(has_classes) else None
-    return DiscriminatorOutput(logits, features, class_logits)
+    final_matched = None
+    if any(part.final_matched is not None for part in parts):
+        final_matched = [m for part in parts for m in (part.final_matched or [True] * len(part.logits))]
+    return DiscriminatorOutput(logits, features, class_logits, final_matched)

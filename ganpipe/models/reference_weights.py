@@ -6,7 +6,9 @@
   :func:`from_toolkit_melgan_generator` (also multi-band MelGAN's body),
   :func:`from_toolkit_multiband_melgan_generator` (+ its ``PQMF``),
   :func:`from_toolkit_melgan_discriminator` (``MelGANMultiScaleDiscriminator``),
-  :func:`from_toolkit_pwg_generator`, :func:`from_toolkit_pwg_discriminator`.
+  :func:`from_toolkit_pwg_generator`, :func:`from_toolkit_pwg_discriminator`;
+* NVIDIA/BigVGAN: :func:`from_bigvgan_generator`, :func:`from_bigvgan_discriminators` (``mpd`` + ``mrd``,
+  the CQT discriminator in v2 checkpoints).
 
 Each takes the reference's state dict and the ganpipe module to receive it (a generator, or a
 bundle's ``discriminators`` ``ModuleDict``) and returns a state dict for
@@ -34,7 +36,8 @@ from torch import Tensor, nn
 # our parameter names (parametrisations) of a weight-normalised / spectral-normalised weight
 WN_G, WN_V = "parametrizations.weight.original0", "parametrizations.weight.original1"
 SN_W, SN_U, SN_V = "parametrizations.weight.original", "parametrizations.weight.0._u", "parametrizations.weight.0._v"
-_SUFFIXES = (WN_G, WN_V, SN_W, SN_U, SN_V, "weight_g", "weight_v", "weight_orig", "weight_u", "weight", "bias")
+_SUFFIXES = (WN_G, WN_V, SN_W, SN_U, SN_V, "weight_g", "weight_v", "weight_orig", "weight_u", "weight", "bias",
+             "alpha", "beta")  # the last two: BigVGAN's Snake / SnakeBeta parameters
 
 
 class WeightMappingError(ValueError):
@@ -266,3 +269,61 @@ def from_toolkit_pwg_discriminator(state: Mapping[str, Tensor], discriminators: 
         return "pwg.conv_post" if index == last else f"pwg.convs.{index // 2}"
 
     return map_state_dict(state, discriminators, rename, "ParallelWaveGAN ParallelWaveGANDiscriminator")
+
+
+# -- NVIDIA/BigVGAN ----------------------------------------------------------------------------------
+def _fixed_buffers(state: Mapping[str, Tensor], ours: Mapping[str, Tensor], fixed: Callable[[str], bool],
+                   rename: Callable[[str], str], source: str) -> dict[str, Tensor]:
+    """``state`` without the reference's fixed (computed, untrained) buffers, each of which must equal
+    ours where we keep it (a checkpoint made with other filters would sound different here)."""
+    kept = {}
+    for key, value in state.items():
+        if not fixed(key):
+            kept[key] = value
+            continue
+        our_key = rename(key)
+        if our_key in ours:  # (ours may hold the reference's filter once per channel: compared broadcast)
+            mine = ours[our_key]
+            try:
+                theirs = value.to(mine.dtype).expand_as(mine)
+            except RuntimeError:
+                theirs = None
+            if theirs is None or not torch.allclose(mine, theirs, atol=1e-6):
+                raise WeightMappingError(f"{source}: fixed buffer {key!r} differs from ganpipe's {our_key!r} "
+                                         "(another filter design or size)")
+    return kept
+
+
+def _bigvgan_generator_renamer(blocks_per_stage: int) -> Callable[[str], str]:
+    def repl(m: re.Match) -> str:
+        n = int(m.group(1))
+        return f"amps.{n // blocks_per_stage}.blocks.{n % blocks_per_stage}."
+
+    return _renamer([(r"^ups\.(\d+)\.0", r"ups.\1"), (r"^resblocks\.(\d+)\.", repl)])
+
+
+def from_bigvgan_generator(state: Mapping[str, Tensor], generator: nn.Module) -> dict[str, Tensor]:
+    """BigVGAN's ``BigVGAN`` (``bigvgan_generator.pt``'s ``generator`` entry, with or without weight norm)
+    -> :class:`.bigvgan.BigVGANGenerator`. Its anti-aliasing filters (buffers in its checkpoints) are
+    checked against ours and not copied: ganpipe computes them."""
+    rename = _bigvgan_generator_renamer(len(generator.config.resblock_kernel_sizes))
+    fixed = lambda key: key.endswith(".filter")  # noqa: E731
+    state = _fixed_buffers(state, {k: v for k, v in generator.named_buffers()}, fixed, rename, "BigVGAN generator")
+    return map_state_dict(state, generator, rename, "BigVGAN generator")
+
+
+_CQT_BUFFERS = re.compile(r"\.(cqt_transform\.\w+|resample\.kernel)$")
+
+
+def from_bigvgan_discriminators(mpd: Mapping[str, Tensor], mrd: Mapping[str, Tensor],
+                                discriminators: nn.ModuleDict) -> dict[str, Tensor]:
+    """BigVGAN's ``MultiPeriodDiscriminator`` + its second discriminator (``bigvgan_discriminator_optimizer.pt``'s
+    ``mpd`` / ``mrd``: the ``MultiScaleSubbandCQTDiscriminator`` in v2 checkpoints, UnivNet's
+    ``MultiResolutionDiscriminator`` in v1's) -> a BigVGAN bundle's ``discriminators`` (``mpd`` + ``cqtd`` / ``mrd``).
+    The CQT's kernels and the resampler's filter (buffers of nnAudio / torchaudio) must equal ours."""
+    second = "cqtd" if "cqtd" in discriminators else "mrd"
+    state = {**{f"mpd.{k}": v for k, v in mpd.items()}, **{f"{second}.{k}": v for k, v in mrd.items()}}
+    ours = discriminators.state_dict()
+    fixed = lambda key: bool(_CQT_BUFFERS.search(key))  # noqa: E731
+    state = _fixed_buffers(state, ours, fixed, lambda key: key, "BigVGAN discriminators")
+    return map_state_dict(state, discriminators, lambda layer: layer, "BigVGAN MPD/" + second.upper(), derived=fixed)

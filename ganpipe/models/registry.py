@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from .catalogue import VARIANT_NAMES
+from .bigvgan import BIGVGAN_BASE, BIGVGAN_V2, BigVGANConfig, BigVGANGenerator, build_discriminators
 from .bundle import AdversarialLoss, ModelBundle, TensorSpec, VariantDescription
 from .conditioning_options import ClassConditioningOptions, SpeakerConditioningOptions
 from .hifigan import HIFIGAN_V1, HIFIGAN_V2, HIFIGAN_V3, HiFiGANConfig, HiFiGANGenerator
@@ -101,6 +102,11 @@ def _hifigan(variant: str, config: HiFiGANConfig, description: VariantDescriptio
         "lsgan",
         description,
     )
+
+
+def _bigvgan(variant: str, config: BigVGANConfig, description: VariantDescription) -> ModelBundle:
+    return _vocoder_bundle(variant, config, BigVGANGenerator(config), build_discriminators(config), "lsgan",
+                           description)
 
 
 def _melgan(variant: str, config: MelGANConfig, description: VariantDescription) -> ModelBundle:
@@ -219,6 +225,8 @@ _REGISTRY: dict[str, _Variant] = {
     "hifigan_v1": _Variant(HIFIGAN_V1, _hifigan, _vocoder),
     "hifigan_v2": _Variant(HIFIGAN_V2, _hifigan, _vocoder),
     "hifigan_v3": _Variant(HIFIGAN_V3, _hifigan, _vocoder),
+    "bigvgan_v2": _Variant(BIGVGAN_V2, _bigvgan, _vocoder),
+    "bigvgan_base": _Variant(BIGVGAN_BASE, _bigvgan, _vocoder),
     "melgan": _Variant(MelGANConfig(), _melgan, _vocoder),
     "multiband_melgan": _Variant(MultiBandMelGANConfig(), _multiband_melgan, lambda c: _vocoder(c, subbands=True)),
     "parallel_wavegan": _Variant(ParallelWaveGANConfig(), _parallel_wavegan, _vocoder),
@@ -236,6 +244,12 @@ TINY_OVERRIDES: dict[str, dict[str, Any]] = {
     "hifigan_v1": {"upsample_initial_channel": 32, "discriminator_channel_divisor": 32},
     "hifigan_v2": {"upsample_initial_channel": 16, "discriminator_channel_divisor": 32},
     "hifigan_v3": {"upsample_initial_channel": 16, "discriminator_channel_divisor": 32},
+    # BigVGAN: 64 channels (6 upsamplings halve them), one AMP block of two dilations per stage
+    "bigvgan_v2": {"upsample_initial_channel": 64, "resblock_kernel_sizes": (3,), "resblock_dilation_sizes": ((1, 3),),
+                   "discriminator_channel_divisor": 32, "cqtd_filters": 4, "cqtd_max_filters": 4,
+                   "cqtd_hop_lengths": (512,), "cqtd_n_octaves": (7,), "cqtd_bins_per_octaves": (12,)},
+    "bigvgan_base": {"upsample_initial_channel": 32, "resblock_kernel_sizes": (3,), "resblock_dilation_sizes": ((1, 3),),
+                     "discriminator_channel_divisor": 32},
     "melgan": {"ngf": 2, "discriminator_channels": 4, "discriminator_max_channels": 16},
     "multiband_melgan": {"channels": 16, "discriminator_channels": 4, "discriminator_max_channels": 16},
     "parallel_wavegan": {

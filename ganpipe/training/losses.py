@@ -107,3 +107,52 @@ class CentredLogMel(nn.Module):
         amp = torch.sqrt(torch.clamp(spec.real.square() + spec.imag.square(), min=self.eps)).transpose(1, 2)
         mel = torch.clamp(torch.matmul(amp, self.mel_basis), min=self.eps)
         return (torch.log(mel) * self._log_scale).transpose(1, 2)
+
+
+class MelL1(nn.Module):
+    """``mean |mel(fake) - mel(real)|`` of one loss mel (jik876's or the toolkit's framing)."""
+
+    def __init__(self, mel: nn.Module):
+        super().__init__()
+        self.mel = mel
+
+    def forward(self, fake: Tensor, real: Tensor) -> Tensor:
+        return torch.mean(torch.abs(self.mel(fake) - self.mel(real)))
+
+
+class MultiScaleMelLoss(nn.Module):
+    """BigVGAN-v2's multi-scale mel loss (after descript-audio-codec): for each ``(window, n_mels)``
+    scale, a centred STFT (reflect padding, periodic Hann window, hop ``window // 4``), its magnitude
+    through a ``n_mels``-band Slaney mel filterbank over ``[0, fmax]`` (librosa's default, built by
+    torchaudio), ``log10(max(mel, 1e-5))``; the loss is the sum over scales of the mean absolute
+    difference of fake and real."""
+
+    def __init__(self, sample_rate: int, scales: tuple[tuple[int, int], ...], fmax: float | None = None,
+                 eps: float = 1e-5):
+        super().__init__()
+        import warnings
+
+        import torchaudio
+
+        self.scales, self.eps = tuple(scales), eps
+        for i, (window, n_mels) in enumerate(self.scales):
+            with warnings.catch_warnings():  # the small windows leave some narrow bands empty, as in the reference
+                warnings.simplefilter("ignore")
+                basis = torchaudio.functional.melscale_fbanks(
+                    n_freqs=window // 2 + 1, f_min=0.0, f_max=float(fmax or sample_rate / 2), n_mels=n_mels,
+                    sample_rate=sample_rate, norm="slaney", mel_scale="slaney").T.contiguous()
+            self.register_buffer(f"basis{i}", basis, persistent=False)
+            self.register_buffer(f"window{i}", torch.hann_window(window), persistent=False)
+
+    def _log_mel(self, wav: Tensor, i: int) -> Tensor:
+        window, _ = self.scales[i]
+        spec = torch.stft(wav.reshape(-1, wav.shape[-1]), window, window // 4, window, getattr(self, f"window{i}"),
+                          center=True, pad_mode="reflect", return_complex=True).abs()
+        mel = torch.matmul(getattr(self, f"basis{i}"), spec)
+        return torch.log10(torch.clamp(mel, min=self.eps))
+
+    def forward(self, fake: Tensor, real: Tensor) -> Tensor:
+        total = fake.new_zeros(())
+        for i in range(len(self.scales)):
+            total = total + torch.mean(torch.abs(self._log_mel(fake, i) - self._log_mel(real, i)))
+        return total

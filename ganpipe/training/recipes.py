@@ -14,7 +14,7 @@ WaveGAN/SpecGAN (Donahue et al. 2019); the textbook GAN (Goodfellow et al. 2014)
 Semantics of the less obvious fields:
 
 * ``scheduler``: ``exponential_per_epoch`` (jik876: ExponentialLR(gamma) stepped after every
-  epoch), ``step`` (StepLR(step_size, gamma)) or ``multistep`` (MultiStepLR(milestones, gamma)),
+  epoch), ``exponential_per_update`` (BigVGAN-v2: the same, stepped after every update), ``step`` (StepLR(step_size, gamma)) or ``multistep`` (MultiStepLR(milestones, gamma)),
   the last two stepped after every update of their network, as the toolkit does;
 * ``update_order``: ``d_first`` (jik876: D on the step's prediction, then G) or ``g_first`` (the
   toolkit: G, then D on the *updated* generator's prediction of the same input and noise);
@@ -23,10 +23,13 @@ Semantics of the less obvious fields:
   — it decides which spectral-norm power iteration each pass sees;
 * ``average_by_discriminators``: adversarial and feature-matching losses are averaged over the
   sub-discriminators instead of summed (the toolkit's default, off in its hifigan.v1.yaml);
-* ``grad_clip_*``: max gradient norm per network, 0 = off;
+* ``grad_clip_*``: max gradient norm per network, 0 = off; ``grad_clip_per_discriminator``: each
+  discriminator of the bundle clipped at that norm on its own (BigVGAN clips mpd and mrd apart);
 * ``mel_loss_framing``: ``jik876`` (frames of ``meldataset.mel_spectrogram``: reflect padding of
   (n_fft - hop) / 2, log of max(mel, 1e-5)) or ``centred`` (the toolkit's ``MelSpectrogramLoss``:
-  torch.stft(center=True), amplitude sqrt(max(power, 1e-10)), log of max(mel, 1e-10));
+  torch.stft(center=True), amplitude sqrt(max(power, 1e-10)), log of max(mel, 1e-10)) or
+  ``multiscale`` (BigVGAN-v2's ``MultiScaleMelSpectrogramLoss``: the sum over ``mel_loss_scales`` of
+  the L1 distance of log10 mels, see ganpipe.training.losses.MultiScaleMelLoss);
 * ``stft_eps``: the multi-resolution STFT loss's floor on the power spectrum (toolkit: 1e-7);
 * ``discriminator_start_step``: generator-only updates before the adversarial losses start.
   The toolkit writes ``discriminator_train_start_steps: N`` and starts at its step counter N + 1,
@@ -41,12 +44,12 @@ from typing import Any
 
 from ganpipe.config import TrainParams
 
-RECIPE_SOURCES = ("jik876", "pwg", "paper")
+RECIPE_SOURCES = ("jik876", "pwg", "paper", "bigvgan")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    source: str  # jik876 | pwg | paper (see RECIPE_SOURCES)
+    source: str  # jik876 | pwg | paper | bigvgan (see RECIPE_SOURCES)
     adversarial_loss: str
     optimizer: str  # adamw | adam | radam
     lr_generator: float
@@ -55,7 +58,7 @@ class Recipe:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     amsgrad: bool = False
-    scheduler: str = "exponential_per_epoch"  # exponential_per_epoch | step | multistep
+    scheduler: str = "exponential_per_epoch"  # exponential_per_epoch | exponential_per_update | step | multistep
     lr_gamma: float = 1.0  # 1.0 = a constant learning rate
     lr_step_size: int = 0  # StepLR: updates between decays
     lr_milestones: tuple[int, ...] = ()  # MultiStepLR: updates at which the rate is multiplied by lr_gamma
@@ -72,7 +75,10 @@ class Recipe:
     # mel L1 loss band: its upper edge in Hz, None = the full band (sample_rate / 2); the rest of the
     # loss mel (n_fft, hop, window, n_mels, fmin, log) is the project's feature mel
     mel_loss_fmax: float | None = None
-    mel_loss_framing: str = "jik876"  # jik876 | centred
+    mel_loss_framing: str = "jik876"  # jik876 | centred | multiscale
+    # multiscale: (STFT window, mel bands) of each scale (BigVGAN-v2 / DAC: hop = window / 4)
+    mel_loss_scales: tuple[tuple[int, int], ...] = ((32, 5), (64, 10), (128, 20), (256, 40), (512, 80),
+                                                    (1024, 160), (2048, 320))
     # feature matching over every discriminator layer *and* its final output (jik876's feature_loss
     # on fmap, which ends with the output map), or the hidden layers only (the toolkit's
     # include_final_outputs: false; descript's D_fake[i][:-1])
@@ -80,6 +86,7 @@ class Recipe:
     average_by_discriminators: bool = False
     grad_clip_generator: float = 0.0
     grad_clip_discriminator: float = 0.0
+    grad_clip_per_discriminator: bool = False  # clip each discriminator (mpd, cqtd ...) at the norm apart
     update_order: str = "d_first"  # d_first | g_first
     g_step_real_first: bool = True
 
@@ -137,10 +144,28 @@ PWG_MULTIBAND_MELGAN = Recipe(
 PAPER_MELGAN = Recipe("paper", "hinge", "adam", 1e-4, 1e-4, (0.5, 0.9), lambda_fm=10.0, batch_size=16,
                       segment_samples=8192, fm_include_final=False)
 
+# NVIDIA/BigVGAN bigvgan_v2_22khz_80band_256x.json + train.py (bigvgan==2.4.1): AdamW (its default weight
+# decay 0.01) 1e-4 both, betas (0.8, 0.99), lr_decay 0.9999996 stepped after every step (v2's train.py),
+# D first (mpd + cqtd on the detached prediction), clip_grad_norm 500 for G and for mpd and the CQT
+# discriminator apart, multi-scale mel loss x15 (lambda_melloss), feature_loss x2 (MPD: its layers and
+# output; the CQT discriminator's fmap lacks its output), LSGAN losses summed, batch 4 x 65536.
+BIGVGAN_V2_RECIPE = Recipe(
+    "bigvgan", "lsgan", "adamw", 1e-4, 1e-4, (0.8, 0.99), adam_eps=1e-8, weight_decay=0.01,
+    scheduler="exponential_per_update", lr_gamma=0.9999996, lambda_mel=15.0, lambda_fm=2.0, lambda_adv=1.0,
+    batch_size=4, segment_samples=65536, mel_loss_fmax=None, mel_loss_framing="multiscale",
+    fm_include_final=True, average_by_discriminators=False, grad_clip_generator=500.0,
+    grad_clip_discriminator=500.0, grad_clip_per_discriminator=True, update_order="d_first", g_step_real_first=True)
+# bigvgan_base_22khz_80band.json with the same train.py: the single-scale mel loss (jik876's mel,
+# fmax_for_loss null) x45 (lambda_melloss's default), clip_grad_norm's default 1000, batch 32 x 8192.
+BIGVGAN_BASE_RECIPE = replace(BIGVGAN_V2_RECIPE, lambda_mel=45.0, mel_loss_framing="jik876", batch_size=32,
+                              segment_samples=8192, grad_clip_generator=1000.0, grad_clip_discriminator=1000.0)
+
 RECIPES: dict[str, dict[str, Recipe]] = {  # the first entry of each variant is its `auto`
     "hifigan_v1": {"jik876": JIK876_HIFIGAN, "pwg": PWG_HIFIGAN},
     "hifigan_v2": {"jik876": JIK876_HIFIGAN, "pwg": PWG_HIFIGAN},
     "hifigan_v3": {"jik876": JIK876_HIFIGAN, "pwg": PWG_HIFIGAN},
+    "bigvgan_v2": {"bigvgan": BIGVGAN_V2_RECIPE},
+    "bigvgan_base": {"bigvgan": BIGVGAN_BASE_RECIPE},
     "melgan": {"pwg": PWG_MELGAN, "paper": PAPER_MELGAN},
     "multiband_melgan": {"pwg": PWG_MULTIBAND_MELGAN},
     "parallel_wavegan": {"pwg": PWG_PARALLEL_WAVEGAN},
@@ -157,7 +182,8 @@ OVERRIDABLE = ("adversarial_loss", "optimizer", "lr_generator", "lr_discriminato
                "weight_decay", "amsgrad", "scheduler", "lr_gamma", "lr_step_size", "lr_milestones",
                "lambda_mel", "lambda_fm", "lambda_adv", "lambda_stft", "critic_steps",
                "discriminator_start_step", "batch_size", "segment_samples", "mel_loss_fmax", "fm_include_final",
-               "average_by_discriminators", "grad_clip_generator", "grad_clip_discriminator", "update_order")
+               "average_by_discriminators", "grad_clip_generator", "grad_clip_discriminator", "update_order",
+               "mel_loss_framing", "grad_clip_per_discriminator")
 
 
 def resolve(variant: str, train: TrainParams) -> Recipe:

@@ -219,6 +219,14 @@ def mel_loss_fn(mel: MelConfig, recipe: Recipe) -> nn.Module:
     return MelSpectrogram(config) if recipe.mel_loss_framing == "jik876" else L.CentredLogMel(config)
 
 
+def mel_loss(mel: MelConfig, recipe: Recipe) -> nn.Module:
+    """The recipe's mel L1 loss, called as ``loss(fake, real)`` on waveforms ``(B, samples)``: one loss
+    mel (:func:`mel_loss_fn`) or the multi-scale mel loss over the recipe's band."""
+    if recipe.mel_loss_framing == "multiscale":
+        return L.MultiScaleMelLoss(mel.sample_rate, recipe.mel_loss_scales, recipe.mel_loss_fmax)
+    return L.MelL1(mel_loss_fn(mel, recipe))
+
+
 def mel_loss_config(mel: MelConfig, recipe: Recipe) -> MelConfig:
     """The mel of the L1 loss: the feature mel over the recipe's band (``None``: up to Nyquist), unnormalised."""
     import dataclasses
@@ -229,11 +237,13 @@ def mel_loss_config(mel: MelConfig, recipe: Recipe) -> MelConfig:
 
 def feature_maps(real: DiscriminatorOutput, fake: DiscriminatorOutput, include_final: bool
                  ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
-    """The per-discriminator feature maps that feature matching compares (with the outputs, if asked)."""
+    """The per-discriminator feature maps that feature matching compares (with the outputs, if asked,
+    of the sub-discriminators whose output is matched: ``DiscriminatorOutput.final_matched``)."""
     if not include_final:
         return real.features, fake.features
-    return ([f + [o] for f, o in zip(real.features, real.logits)],
-            [f + [o] for f, o in zip(fake.features, fake.logits)])
+    matched = fake.final_matched or [True] * len(fake.logits)
+    return ([f + [o] if m else f for f, o, m in zip(real.features, real.logits, matched)],
+            [f + [o] if m else f for f, o, m in zip(fake.features, fake.logits, matched)])
 
 
 def fine_tune_weights(source: str | Path) -> dict[str, torch.Tensor]:
@@ -361,7 +371,7 @@ class Trainer:
                              f"not provide on {self.device.type}; use train.precision: fp32 or bf16")
         self.ema = copy.deepcopy(self.G).eval() if t.ema_decay > 0 else None
         self.mel_fn = MelSpectrogram(self.mel_config).to(self.device)  # the feature mel: validation
-        self.mel_loss_fn = mel_loss_fn(self.mel_config, self.recipe).to(self.device)
+        self.mel_loss = mel_loss(self.mel_config, self.recipe).to(self.device)
         self.mrstft = MultiResolutionSTFT(eps=self.recipe.stft_eps).to(self.device)
         self.mrstft_sub = MultiResolutionSTFT(SUBBAND_RESOLUTIONS, eps=self.recipe.stft_eps).to(self.device)
         self.step, self.epoch, self.skipped_steps, self.bad_streak = 0, 0, 0, 0
@@ -558,7 +568,9 @@ class Trainer:
             _average_grads(module, self.dist)
         if clip > 0:
             self.scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+            parts = self.D.parts.values() if net == "d" and r.grad_clip_per_discriminator else [module]
+            for part in parts:
+                torch.nn.utils.clip_grad_norm_(part.parameters(), clip)
         self.scaler.step(opt)
         self.scaler.update()
         if not self.per_epoch_schedule:
@@ -646,8 +658,7 @@ class Trainer:
         if d_active and r.update_order == "d_first":
             self._d_updates(wav, fake, labels, logs)
         zero = fake.new_zeros(())
-        mel_l1 = (torch.mean(torch.abs(self.mel_loss_fn(fake.squeeze(1)) - self.mel_loss_fn(wav.squeeze(1))))
-                  if r.lambda_mel > 0 else zero)
+        mel_l1 = self.mel_loss(fake.squeeze(1), wav.squeeze(1)) if r.lambda_mel > 0 else zero
         stft = self._stft_loss(fake, sub, wav) if r.lambda_stft > 0 else zero
         g = self._g_adv_terms(wav, fake, labels) if d_active else {"adv": zero, "fm": zero, "ac": zero}
         loss_gen_all = (r.lambda_mel * mel_l1 + r.lambda_stft * stft + r.lambda_adv * g["adv"]
