@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+import torch
 from torch import Tensor, nn
 
 # our parameter names (parametrisations) of a weight-normalised / spectral-normalised weight
