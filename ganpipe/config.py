@@ -254,10 +254,11 @@ class TrainParams(_Strict):
     steps: int = Field(300, ge=1)
     # auto = jik876's for HiFi-GAN (the paper's code), else the ParallelWaveGAN toolkit's LJSpeech
     # recipe (WaveGAN/SpecGAN/mel_mlp_gan: their papers'); pwg = the toolkit's hifigan.v1.yaml for HiFi-GAN
-    recipe: Literal["auto", "jik876", "pwg", "paper"] = "auto"
+    recipe: Literal["auto", "jik876", "pwg", "vocos", "paper"] = "auto"
     batch_size: Annotated[int, Field(ge=1)] | Auto = "auto"
     segment_samples: int | Auto = "auto"  # vocoders: audio samples per example (multiple of hop)
-    adversarial_loss: Literal["auto", "bce", "lsgan", "hinge", "wgan-gp"] = "auto"
+    # hinge-relu: hinge for G too, relu(1 - D(G(x))) (Vocos)
+    adversarial_loss: Literal["auto", "bce", "lsgan", "hinge", "hinge-relu", "wgan-gp"] = "auto"
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # one-sided, on real labels (bce)
     lr_generator: float | Auto = "auto"
     lr_discriminator: float | Auto = "auto"
@@ -266,10 +267,14 @@ class TrainParams(_Strict):
     adam_eps: Annotated[float, Field(gt=0.0)] | Auto = "auto"
     weight_decay: Annotated[float, Field(ge=0.0)] | Auto = "auto"
     amsgrad: bool | Auto = "auto"
-    scheduler: Literal["auto", "exponential_per_epoch", "step", "multistep"] = "auto"
+    scheduler: Literal["auto", "exponential_per_epoch", "step", "multistep", "cosine_warmup"] = "auto"
     lr_gamma: Annotated[float, Field(gt=0.0, le=1.0)] | Auto = "auto"
     lr_step_size: Annotated[int, Field(ge=1)] | Auto = "auto"  # scheduler: step (updates)
     lr_milestones: list[Annotated[int, Field(ge=1)]] | Auto = "auto"  # scheduler: multistep (updates)
+    lr_warmup_steps: Annotated[int, Field(ge=0)] | Auto = "auto"  # scheduler: cosine_warmup (updates)
+    lr_total_steps: Annotated[int, Field(ge=1)] | Auto = "auto"  # scheduler: cosine_warmup: lr 0 here (updates)
+    # a discriminator's (mpd, mrd, msd...) weight in the adversarial + feature-matching losses; others 1
+    discriminator_weights: dict[str, Annotated[float, Field(ge=0.0)]] | Auto = "auto"
     lambda_mel: float | Auto = "auto"
     lambda_fm: float | Auto = "auto"
     lambda_adv: float | Auto = "auto"

@@ -12,7 +12,7 @@ from ganpipe import generator_io
 from ganpipe.models import VARIANTS
 from ganpipe.training.trainer import Trainer
 
-VOCODERS = ["hifigan_v1", "hifigan_v2", "hifigan_v3", "melgan", "multiband_melgan", "parallel_wavegan"]
+VOCODERS = ["hifigan_v1", "hifigan_v2", "hifigan_v3", "melgan", "multiband_melgan", "parallel_wavegan", "vocos"]
 LATENT = ["wavegan", "specgan", "mel_mlp_gan"]
 
 

@@ -20,11 +20,16 @@ class DiscriminatorOutput(NamedTuple):
     class_logits:
         Per sub-discriminator, ``(B, n_classes)`` scores of the auxiliary classifier (AC-GAN),
         or ``None`` when the discriminator has no classifier head.
+    groups:
+        Per sub-discriminator, the name of the bundle discriminator it belongs to (``mpd``,
+        ``mrd``...): set where a bundle's discriminators run together (the trainer's
+        ``Discriminators``), for per-discriminator loss weights and averaging; ``None`` elsewhere.
     """
 
     logits: list[Tensor]
     features: list[list[Tensor]]
     class_logits: list[Tensor] | None
+    groups: list[str] | None = None
 
 
 def merge_outputs(parts: list[DiscriminatorOutput]) -> DiscriminatorOutput:
