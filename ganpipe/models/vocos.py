@@ -83,8 +83,9 @@ class VocosConfig(SpeakerConditioningOptions):
 VOCOS_24KHZ = VocosConfig()
 
 
-def overlap_add(frames: Tensor, hop: int) -> Tensor:
-    """``(B, F, n)`` frames -> ``(B, (F - 1) * hop + n)``: frame ``f`` added at sample ``f * hop``."""
+def overlap_add(frames: Tensor, hop: int, identity: Tensor | None = None) -> Tensor:
+    """``(B, F, n)`` frames -> ``(B, (F - 1) * hop + n)``: frame ``f`` added at sample ``f * hop``.
+    When ``hop`` does not divide ``n``: a transposed convolution with ``identity`` (``(n, 1, n)``)."""
     b, n_frames, n = frames.shape
     if n % hop == 0:  # n / hop shifted copies of the frames' hop-long slices: pads and adds only
         parts = n // hop
@@ -93,8 +94,9 @@ def overlap_add(frames: Tensor, hop: int) -> Tensor:
         for j in range(1, parts):
             total = total + F.pad(slices[:, :, j], (0, 0, j, parts - 1 - j))
         return total.reshape(b, (n_frames + parts - 1) * hop)
-    eye = torch.eye(n, dtype=frames.dtype, device=frames.device).unsqueeze(1)  # (n, 1, n)
-    return F.conv_transpose1d(frames.transpose(1, 2), eye, stride=hop).squeeze(1)
+    if identity is None:
+        identity = torch.eye(n, dtype=frames.dtype, device=frames.device).unsqueeze(1)
+    return F.conv_transpose1d(frames.transpose(1, 2), identity, stride=hop).squeeze(1)
 
 
 class InverseSTFT(nn.Module):
@@ -118,11 +120,14 @@ class InverseSTFT(nn.Module):
         basis[-1] = 0.0  # the Nyquist's
         self.register_buffer("basis", basis.float(), persistent=False)  # (2 * bins, n_fft)
         self.register_buffer("window_sq", window.square().float(), persistent=False)
+        # the overlap-add's kernel where hop does not divide n_fft (a constant for the ONNX export)
+        identity = torch.eye(n_fft).unsqueeze(1) if n_fft % hop_length else None
+        self.register_buffer("identity", identity, persistent=False)
 
     def forward(self, real: Tensor, imag: Tensor) -> Tensor:
         frames = torch.matmul(torch.cat([real, imag], dim=-1), self.basis)
-        signal = overlap_add(frames, self.hop_length)
-        envelope = overlap_add(self.window_sq.expand(1, frames.shape[1], -1), self.hop_length)
+        signal = overlap_add(frames, self.hop_length, self.identity)
+        envelope = overlap_add(self.window_sq.expand(1, frames.shape[1], -1), self.hop_length, self.identity)
         end = signal.shape[-1] - self.trim
         return signal[:, self.trim:end] / envelope[:, self.trim:end]
 

@@ -1,0 +1,1 @@
+"""Importers of published vocoder checkpoints into ganpipe generator files (one module per format)."""
