@@ -57,3 +57,35 @@ def test_onnx_export_equals_torch(extra):
     got = fast(mel)
     assert got.shape == expected.shape == (1, 1, 37 * generator.hop_length)
     assert float((got - expected).abs().max()) <= 1e-5
+
+
+def test_cosine_warmup_schedule_runs_and_resumes(demo_corpus, tmp_path):
+    """The recipe's scheduler, stepped per update: after 2 updates (warm-up 1, cosine to 0 at 5) the
+    rate is 5e-4 x 0.5 (1 + cos(pi / 4)); a run raised to 4 steps resumes it from the checkpoint
+    (loaded with weights_only) and ends at step 4's factor."""
+    import math
+
+    from ganpipe.training.trainer import Trainer
+    from tests._training_data import tiny_params, train_paths
+
+    train = {"steps": 2, "checkpoint_every": 2, "lr_warmup_steps": 1, "lr_total_steps": 5}
+    paths = train_paths(demo_corpus, tmp_path)
+    first = Trainer(tiny_params("vocos", train=train), paths, progress=False)
+    assert first.recipe.discriminator_weights == (("mrd", 0.1),) and first.recipe.adversarial_loss == "hinge-relu"
+    first.run()
+    factor = lambda n: 0.5 * (1 + math.cos(math.pi * (n - 1) / 4))  # noqa: E731
+    assert first.opt_g.param_groups[0]["lr"] == pytest.approx(5e-4 * factor(2))
+    assert first.opt_d.param_groups[0]["lr"] == pytest.approx(5e-4 * factor(2))
+    second = Trainer(tiny_params("vocos", train={**train, "steps": 4}), paths, progress=False)
+    assert second.step == 2 and second.opt_g.param_groups[0]["lr"] == pytest.approx(5e-4 * factor(2))
+    second.run()
+    assert second.opt_g.param_groups[0]["lr"] == pytest.approx(5e-4 * factor(4))
+
+
+def test_discriminator_weights_must_name_the_variants_discriminators(demo_corpus, tmp_path):
+    from ganpipe.training.trainer import Trainer
+    from tests._training_data import tiny_params, train_paths
+
+    params = tiny_params("vocos", train={"discriminator_weights": {"msd": 0.5}})
+    with pytest.raises(ValueError, match=r"train.discriminator_weights: msd .*allowed: mpd, mrd"):
+        Trainer(params, train_paths(demo_corpus, tmp_path), progress=False)
