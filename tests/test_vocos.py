@@ -14,6 +14,16 @@ from ganpipe.models import TINY_OVERRIDES, build
 from ganpipe.models.vocos import InverseSTFT
 
 
+def test_published_size():
+    """vocos.yaml's sizes: 13,531,650 generator parameters, as vocos==0.1.0's VocosBackbone + ISTFTHead
+    count (the paper's 13.5M); the discriminators: HiFi-GAN's MPD + 3 resolution discriminators."""
+    bundle = build("vocos")
+    counts = bundle.parameter_counts()
+    assert counts["generator"] == 13_531_650
+    assert counts["discriminator.mpd"] == 41_105_770 and counts["discriminator.mrd"] == 1_413_990
+    assert bundle.generator(torch.randn(1, 100, 3)).shape == (1, 1, 3 * 256)
+
+
 def _spectrum(bins: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     mag = torch.exp(torch.randn(2, frames, bins, generator=g))
