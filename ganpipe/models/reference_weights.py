@@ -272,22 +272,27 @@ def from_toolkit_pwg_discriminator(state: Mapping[str, Tensor], discriminators: 
 
 
 # -- gemelo-ai/vocos ---------------------------------------------------------------------------------
-_VOCOS_DERIVED = re.compile(r"^(feature_extractor\.|head\.istft\.)")  # the mel front end; fixed buffers
+# not generator weights: the mel front end and the head's window (fixed buffers); in a VocosExp
+# (Lightning) checkpoint also its discriminators and loss modules (from_vocos_discriminators takes those)
+_VOCOS_NOT_GENERATOR = re.compile(r"^(feature_extractor\.|head\.istft\.|multiperioddisc\.|multiresddisc\.|"
+                                  r"melspec_loss\.)")
 
 
 def from_vocos_generator(state: Mapping[str, Tensor], generator: nn.Module) -> dict[str, Tensor]:
     """Vocos' ``VocosBackbone`` + ``ISTFTHead`` (the published ``pytorch_model.bin``: the ``Vocos``
     module's state, ``backbone.*`` / ``head.*``; its ``feature_extractor.*`` and the head's window are
-    fixed buffers, not taken) -> :class:`.vocos.VocosGenerator` (build ours with the same sizes and
-    the head's ``padding``). The ConvNeXt blocks' layer scales (``gamma``) are copied by name."""
+    fixed buffers, not taken; a ``VocosExp`` training checkpoint's discriminators and loss modules
+    are skipped too) -> :class:`.vocos.VocosGenerator` (build ours with the same sizes and the head's
+    ``padding``). The ConvNeXt blocks' layer scales (``gamma``) are copied by name; any other tensor
+    without a counterpart raises :class:`WeightMappingError`."""
     if any(k.startswith("backbone.norm.scale") or ".norm.scale." in k for k in state):
         raise WeightMappingError("Vocos: this checkpoint's backbone uses AdaLayerNorm (the EnCodec-conditioned "
                                  "Vocos, one norm per bandwidth); only the mel Vocos (LayerNorm) is supported")
     if not any(k.startswith("backbone.") for k in state) or not any(k.startswith("head.out.") for k in state):
         raise WeightMappingError("Vocos: the state dict has no backbone.* / head.out.* tensors (not a Vocos "
                                  "VocosBackbone + ISTFTHead checkpoint)")
-    gammas = {k: v for k, v in state.items() if k.endswith(".gamma")}
-    layers = {k: v for k, v in state.items() if not k.endswith(".gamma") and not _VOCOS_DERIVED.match(k)}
+    gammas = {k: v for k, v in state.items() if k.endswith(".gamma") and not _VOCOS_NOT_GENERATOR.match(k)}
+    layers = {k: v for k, v in state.items() if not k.endswith(".gamma") and not _VOCOS_NOT_GENERATOR.match(k)}
     rename = _renamer([(r"^backbone\.convnext\.", "blocks."), (r"^backbone\.final_layer_norm$", "final_norm"),
                        (r"^backbone\.", ""), (r"^head\.out$", "head")])
     mapped = map_state_dict(layers, generator, rename, "Vocos backbone + ISTFTHead",
