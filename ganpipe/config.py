@@ -264,10 +264,11 @@ class TrainParams(_Strict):
     steps: int = Field(300, ge=1)
     # auto = jik876's for HiFi-GAN (the paper's code), else the ParallelWaveGAN toolkit's LJSpeech
     # recipe (WaveGAN/SpecGAN/mel_mlp_gan: their papers'); pwg = the toolkit's hifigan.v1.yaml for HiFi-GAN
-    recipe: Literal["auto", "jik876", "pwg", "paper", "bigvgan"] = "auto"
+    recipe: Literal["auto", "jik876", "pwg", "vocos", "paper", "bigvgan"] = "auto"
     batch_size: Annotated[int, Field(ge=1)] | Auto = "auto"
     segment_samples: int | Auto = "auto"  # vocoders: audio samples per example (multiple of hop)
-    adversarial_loss: Literal["auto", "bce", "lsgan", "hinge", "wgan-gp"] = "auto"
+    # hinge-relu: hinge for G too, relu(1 - D(G(x))) (Vocos)
+    adversarial_loss: Literal["auto", "bce", "lsgan", "hinge", "hinge-relu", "wgan-gp"] = "auto"
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # one-sided, on real labels (bce)
     lr_generator: float | Auto = "auto"
     lr_discriminator: float | Auto = "auto"
@@ -276,10 +277,15 @@ class TrainParams(_Strict):
     adam_eps: Annotated[float, Field(gt=0.0)] | Auto = "auto"
     weight_decay: Annotated[float, Field(ge=0.0)] | Auto = "auto"
     amsgrad: bool | Auto = "auto"
-    scheduler: Literal["auto", "exponential_per_epoch", "exponential_per_update", "step", "multistep"] = "auto"
+    scheduler: Literal["auto", "exponential_per_epoch", "exponential_per_update", "step", "multistep",
+                       "cosine_warmup"] = "auto"
     lr_gamma: Annotated[float, Field(gt=0.0, le=1.0)] | Auto = "auto"
     lr_step_size: Annotated[int, Field(ge=1)] | Auto = "auto"  # scheduler: step (updates)
     lr_milestones: list[Annotated[int, Field(ge=1)]] | Auto = "auto"  # scheduler: multistep (updates)
+    lr_warmup_steps: Annotated[int, Field(ge=0)] | Auto = "auto"  # scheduler: cosine_warmup (updates)
+    lr_total_steps: Annotated[int, Field(ge=1)] | Auto = "auto"  # scheduler: cosine_warmup: lr 0 here (updates)
+    # a discriminator's (mpd, mrd, msd...) weight in the adversarial + feature-matching losses; others 1
+    discriminator_weights: dict[str, Annotated[float, Field(ge=0.0)]] | Auto = "auto"
     lambda_mel: float | Auto = "auto"
     lambda_fm: float | Auto = "auto"
     lambda_adv: float | Auto = "auto"
@@ -289,8 +295,9 @@ class TrainParams(_Strict):
     critic_steps: int | Auto = "auto"  # discriminator updates per generator update
     discriminator_start_step: int | Auto = "auto"  # two-stage training: G alone before this step
     mel_loss_fmax: Annotated[float, Field(gt=0.0)] | None | Auto = "auto"  # mel L1 loss band's top (Hz); null = full band
-    # the mel L1 loss: jik876 (the feature mel's frames), centred (the toolkit's), multiscale (BigVGAN-v2's 7 scales)
-    mel_loss_framing: Literal["auto", "jik876", "centred", "multiscale"] = "auto"
+    # the mel L1 loss: jik876 (the feature mel's frames), centred (the toolkit's), multiscale (BigVGAN-v2's 7 scales),
+    # torchaudio (Vocos' loss mel)
+    mel_loss_framing: Literal["auto", "jik876", "centred", "multiscale", "torchaudio"] = "auto"
     fm_include_final: bool | Auto = "auto"  # feature matching counts each discriminator's final output too
     average_by_discriminators: bool | Auto = "auto"  # adversarial/feature losses: mean over sub-discriminators
     update_order: Literal["auto", "d_first", "g_first"] = "auto"

@@ -137,3 +137,40 @@ def toolkit_pqmf(config: dict[str, Any]) -> Any:
     from parallel_wavegan.layers import PQMF
 
     return PQMF(**config.get("pqmf_params", {}))
+
+
+VOCOS_PACKAGE = "vocos==0.1.0"
+
+
+def require_vocos() -> None:
+    """Skip the calling test unless ``vocos`` (test-only, requirements-test.lock) imports and its
+    published ``vocos.yaml`` is in ../shared/reference (under ``CI=true``: fail, naming what is missing)."""
+    if not (REFERENCE / "vocos" / "vocos.yaml").is_file():
+        missing_shared(f"the published vocos.yaml not found in {REFERENCE / 'vocos'}")
+    try:
+        for module in ("vocos.models", "vocos.heads", "vocos.discriminators", "vocos.loss",
+                       "vocos.feature_extractors"):
+            importlib.import_module(module)
+    except ImportError as exc:
+        missing_shared(f"{VOCOS_PACKAGE} is not installed (scripts/test.sh installs it from "
+                       f"requirements-test.lock): {exc}")
+
+
+def vocos_config() -> dict[str, Any]:
+    """vocos.yaml's ``model.init_args`` (feature_extractor, backbone, head, loss coefficients...)."""
+    return yaml.safe_load((REFERENCE / "vocos" / "vocos.yaml").read_text())["model"]["init_args"]
+
+
+def vocos_models(n_mels: int | None = None, padding: str | None = None, **backbone: Any) -> tuple[Any, Any]:
+    """(VocosBackbone, ISTFTHead) of vocos.yaml; ``n_mels`` / ``padding`` / backbone sizes replaced when given."""
+    from vocos.heads import ISTFTHead
+    from vocos.models import VocosBackbone
+
+    c = vocos_config()
+    b = {**c["backbone"]["init_args"], **backbone}
+    if n_mels is not None:
+        b["input_channels"] = n_mels
+    h = dict(c["head"]["init_args"], dim=b["dim"])
+    if padding is not None:
+        h["padding"] = padding
+    return VocosBackbone(**b), ISTFTHead(**h)

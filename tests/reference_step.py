@@ -356,3 +356,89 @@ def toolkit_step(corpus: Any, out: Path, wavs: list[Path], name: str, adversaria
     c.weights = {"G": weight_diff(t.G.state_dict(), g_ref, r.lr_generator),
                  "D": weight_diff(t.D.parts.state_dict(), s.map_d(d.state_dict(), t.D.parts), r.lr_discriminator)}
     return c
+
+
+# -- gemelo-ai/vocos: VocosExp.training_step ---------------------------------------------------------
+VOCOS_TEST_SIZES = {"dim": 64, "intermediate_dim": 128, "num_layers": 2}  # the discriminators at full size
+
+
+def vocos_step(corpus: Any, out: Path, wavs: list[Path]) -> StepComparison:
+    """One ``VocosExp`` iteration (optimizer 0 = the discriminators, then 1 = the generator, each
+    with its AdamW from vocos.yaml's rate) vs ours (recipe ``vocos``), the backbone at test width
+    and the head with ``same`` padding (ganpipe's framing); the mel loss is the package's
+    ``MelSpecReconstructionLoss`` at the corpus' sample rate."""
+    from vocos.discriminators import MultiPeriodDiscriminator, MultiResolutionDiscriminator
+    from vocos.loss import DiscriminatorLoss, FeatureMatchingLoss, GeneratorLoss, MelSpecReconstructionLoss
+
+    c = oracles.vocos_config()
+    t = trainer(corpus, out, "vocos", {**VOCOS_TEST_SIZES}, {})
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backbone, head = oracles.vocos_models(n_mels=t.mel_config.n_mels, padding="same", **VOCOS_TEST_SIZES)
+        mpd, mrd = MultiPeriodDiscriminator(), MultiResolutionDiscriminator()
+
+    def g_state() -> dict[str, torch.Tensor]:
+        return {**{f"backbone.{k}": v for k, v in backbone.state_dict().items()},
+                **{f"head.{k}": v for k, v in head.state_dict().items()}}
+
+    t.G.load_state_dict(rw.from_vocos_generator(g_state(), t.G))
+    t.D.parts.load_state_dict(rw.from_vocos_discriminators(mpd.state_dict(), mrd.state_dict(), t.D.parts))
+    b = batch(t, wavs)
+    x, y = b["mel"], b["wav"][:, 0]  # Vocos' batches are (B, T)
+    # (PyYAML reads "5e-4" as a string: YAML 1.1 floats need a dot)
+    lr, mrd_coeff, mel_coeff = (float(c[k]) for k in ("initial_learning_rate", "mrd_loss_coeff", "mel_loss_coeff"))
+    opt_disc = torch.optim.AdamW([{"params": mpd.parameters()}, {"params": mrd.parameters()}], lr=lr, betas=(0.8, 0.9))
+    opt_gen = torch.optim.AdamW([{"params": backbone.parameters()}, {"params": head.parameters()}], lr=lr,
+                                betas=(0.8, 0.9))
+    disc_loss, gen_loss, fm_loss = DiscriminatorLoss(), GeneratorLoss(), FeatureMatchingLoss()
+    melspec_loss = MelSpecReconstructionLoss(sample_rate=t.mel_config.sample_rate)
+    for net in (backbone, head, mpd, mrd):
+        net.train()
+    # optimizer_idx 0: the discriminators (train_discriminator: pretrain_mel_steps is 0)
+    with torch.no_grad():
+        audio_hat = head(backbone(x))
+    real_mp, gen_mp, _, _ = mpd(y=y, y_hat=audio_hat)
+    real_mrd, gen_mrd, _, _ = mrd(y=y, y_hat=audio_hat)
+    loss_mp, loss_mp_real, _ = disc_loss(disc_real_outputs=real_mp, disc_generated_outputs=gen_mp)
+    loss_mrd, loss_mrd_real, _ = disc_loss(disc_real_outputs=real_mrd, disc_generated_outputs=gen_mrd)
+    loss_mp /= len(loss_mp_real)
+    loss_mrd /= len(loss_mrd_real)
+    d_loss = loss_mp + mrd_coeff * loss_mrd
+    opt_disc.zero_grad()
+    d_loss.backward()
+    opt_disc.step()
+    # optimizer_idx 1: the generator (Lightning freezes the other optimizer's parameters meanwhile)
+    for p in [*mpd.parameters(), *mrd.parameters()]:
+        p.requires_grad_(False)
+    audio_hat = head(backbone(x))
+    _, gen_mp, fmap_rs_mp, fmap_gs_mp = mpd(y=y, y_hat=audio_hat)
+    _, gen_mrd, fmap_rs_mrd, fmap_gs_mrd = mrd(y=y, y_hat=audio_hat)
+    loss_gen_mp, list_mp = gen_loss(disc_outputs=gen_mp)
+    loss_gen_mrd, list_mrd = gen_loss(disc_outputs=gen_mrd)
+    loss_gen_mp, loss_gen_mrd = loss_gen_mp / len(list_mp), loss_gen_mrd / len(list_mrd)
+    loss_fm_mp = fm_loss(fmap_r=fmap_rs_mp, fmap_g=fmap_gs_mp) / len(fmap_rs_mp)
+    loss_fm_mrd = fm_loss(fmap_r=fmap_rs_mrd, fmap_g=fmap_gs_mrd) / len(fmap_rs_mrd)
+    mel_loss = melspec_loss(audio_hat, y)
+    g_loss = loss_gen_mp + mrd_coeff * loss_gen_mrd + loss_fm_mp + mrd_coeff * loss_fm_mrd + mel_coeff * mel_loss
+    opt_gen.zero_grad()
+    g_loss.backward()
+    opt_gen.step()
+    ref = {"d_loss": d_loss, "mel": mel_coeff * mel_loss, "adv": loss_gen_mp + mrd_coeff * loss_gen_mrd,
+           "fm": loss_fm_mp + mrd_coeff * loss_fm_mrd, "g_loss": g_loss}
+    ref = {k: float(v.detach().reshape(())) for k, v in ref.items()}
+
+    before = _snapshot(t)
+    logs = {k: float(v) for k, v in t._vocoder_step(b).items()}
+    r = t.recipe
+    comparison = StepComparison("vocos (vocos.yaml recipe)", logs=logs, moved=_moved(t, before))
+    comparison.losses = {"d_loss": (logs["d_loss"], ref["d_loss"]),
+                         "mel (x45)": (r.lambda_mel * logs["g_mel_l1"], ref["mel"]),
+                         "feature matching": (r.lambda_fm * logs["g_fm"], ref["fm"]),
+                         "adversarial G": (logs["g_adv"], ref["adv"]),
+                         "g_loss": (logs["g_loss"], ref["g_loss"])}
+    comparison.weights = {
+        "G": weight_diff(t.G.state_dict(), rw.from_vocos_generator(g_state(), t.G), lr),
+        "D": weight_diff(t.D.parts.state_dict(),
+                         rw.from_vocos_discriminators(mpd.state_dict(), mrd.state_dict(), t.D.parts), lr)}
+    return comparison

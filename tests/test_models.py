@@ -412,7 +412,7 @@ def test_discriminator_conditioning_needs_labels_count():
 def test_variants_are_the_documented_set():
     assert VARIANTS == {
         "hifigan_v1", "hifigan_v2", "hifigan_v3", "melgan", "multiband_melgan",
-        "parallel_wavegan", "wavegan", "specgan", "mel_mlp_gan",
+        "parallel_wavegan", "vocos", "bigvgan_v2", "bigvgan_base", "wavegan", "specgan", "mel_mlp_gan",
     }
     assert set(TINY_OVERRIDES) == VARIANTS
 

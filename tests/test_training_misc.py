@@ -19,9 +19,9 @@ def _nan_on_calls(monkeypatch, bad: set[int] | None) -> list[int]:
     original = losses.generator_loss
     calls: list[int] = []
 
-    def patched(kind, fake):
+    def patched(kind, fake, *args, **kwargs):
         calls.append(len(calls))
-        out = original(kind, fake)
+        out = original(kind, fake, *args, **kwargs)
         return out * float("nan") if bad is None or calls[-1] in bad else out
 
     monkeypatch.setattr(losses, "generator_loss", patched)

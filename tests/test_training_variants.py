@@ -13,7 +13,7 @@ from ganpipe.models import VARIANTS
 from ganpipe.training.trainer import Trainer
 
 VOCODERS = ["hifigan_v1", "hifigan_v2", "hifigan_v3", "melgan", "multiband_melgan", "parallel_wavegan",
-            "bigvgan_v2", "bigvgan_base"]
+            "vocos", "bigvgan_v2", "bigvgan_base"]
 LATENT = ["wavegan", "specgan", "mel_mlp_gan"]
 
 

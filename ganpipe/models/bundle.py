@@ -11,7 +11,7 @@ from .normalization import count_parameters
 
 ModelKind = Literal["vocoder", "unconditional"]
 Conditioning = Literal["none", "speaker", "class"]
-AdversarialLoss = Literal["lsgan", "hinge", "wgan-gp", "bce"]
+AdversarialLoss = Literal["lsgan", "hinge", "hinge-relu", "wgan-gp", "bce"]
 VariantKind = Literal["vocoder", "waveform", "spectrogram", "frames"]
 
 

@@ -11,5 +11,5 @@ from __future__ import annotations
 
 VARIANT_NAMES: tuple[str, ...] = (
     "hifigan_v1", "hifigan_v2", "hifigan_v3", "melgan", "multiband_melgan", "parallel_wavegan",
-    "wavegan", "specgan", "mel_mlp_gan", "bigvgan_v2", "bigvgan_base",
+    "vocos", "wavegan", "specgan", "mel_mlp_gan", "bigvgan_v2", "bigvgan_base",
 )

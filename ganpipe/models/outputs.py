@@ -24,12 +24,17 @@ class DiscriminatorOutput(NamedTuple):
         Per sub-discriminator, whether feature matching that includes the final outputs
         (``fm_include_final``) compares this one's; ``None``: all do. BigVGAN's CQT discriminator
         keeps its output out of feature matching, as its reference does.
+    groups:
+        Per sub-discriminator, the name of the bundle discriminator it belongs to (``mpd``,
+        ``mrd``...): set where a bundle's discriminators run together (the trainer's
+        ``Discriminators``), for per-discriminator loss weights and averaging; ``None`` elsewhere.
     """
 
     logits: list[Tensor]
     features: list[list[Tensor]]
     class_logits: list[Tensor] | None
     final_matched: list[bool] | None = None
+    groups: list[str] | None = None
 
 
 def merge_outputs(parts: list[DiscriminatorOutput]) -> DiscriminatorOutput:

@@ -9,6 +9,8 @@
   :func:`from_toolkit_pwg_generator`, :func:`from_toolkit_pwg_discriminator`;
 * NVIDIA/BigVGAN: :func:`from_bigvgan_generator`, :func:`from_bigvgan_discriminators` (``mpd`` + ``mrd``,
   the CQT discriminator in v2 checkpoints).
+* gemelo-ai/vocos: :func:`from_vocos_generator` (``VocosBackbone`` + ``ISTFTHead``),
+  :func:`from_vocos_discriminators` (``mpd`` + ``mrd``).
 
 Each takes the reference's state dict and the ganpipe module to receive it (a generator, or a
 bundle's ``discriminators`` ``ModuleDict``) and returns a state dict for
@@ -328,3 +330,60 @@ def from_bigvgan_discriminators(mpd: Mapping[str, Tensor], mrd: Mapping[str, Ten
     fixed = lambda key: bool(_CQT_BUFFERS.search(key))  # noqa: E731
     state = _fixed_buffers(state, ours, fixed, lambda key: key, "BigVGAN discriminators")
     return map_state_dict(state, discriminators, lambda layer: layer, "BigVGAN MPD/" + second.upper(), derived=fixed)
+
+
+# -- gemelo-ai/vocos ---------------------------------------------------------------------------------
+# not generator weights: the mel front end and the head's window (fixed buffers); in a VocosExp
+# (Lightning) checkpoint also its discriminators and loss modules (from_vocos_discriminators takes those)
+_VOCOS_NOT_GENERATOR = re.compile(r"^(feature_extractor\.|head\.istft\.|multiperioddisc\.|multiresddisc\.|"
+                                  r"melspec_loss\.)")
+
+
+def from_vocos_generator(state: Mapping[str, Tensor], generator: nn.Module) -> dict[str, Tensor]:
+    """Vocos' ``VocosBackbone`` + ``ISTFTHead`` (the published ``pytorch_model.bin``: the ``Vocos``
+    module's state, ``backbone.*`` / ``head.*``; its ``feature_extractor.*`` and the head's window are
+    fixed buffers, not taken; a ``VocosExp`` training checkpoint's discriminators and loss modules
+    are skipped too) -> :class:`.vocos.VocosGenerator` (build ours with the same sizes and the head's
+    ``padding``). The ConvNeXt blocks' layer scales (``gamma``) are copied by name; any other tensor
+    without a counterpart raises :class:`WeightMappingError`."""
+    if any(k.startswith("backbone.norm.scale") or ".norm.scale." in k for k in state):
+        raise WeightMappingError("Vocos: this checkpoint's backbone uses AdaLayerNorm (the EnCodec-conditioned "
+                                 "Vocos, one norm per bandwidth); only the mel Vocos (LayerNorm) is supported")
+    if not any(k.startswith("backbone.") for k in state) or not any(k.startswith("head.out.") for k in state):
+        raise WeightMappingError("Vocos: the state dict has no backbone.* / head.out.* tensors (not a Vocos "
+                                 "VocosBackbone + ISTFTHead checkpoint)")
+    gammas = {k: v for k, v in state.items() if k.endswith(".gamma") and not _VOCOS_NOT_GENERATOR.match(k)}
+    layers = {k: v for k, v in state.items() if not k.endswith(".gamma") and not _VOCOS_NOT_GENERATOR.match(k)}
+    rename = _renamer([(r"^backbone\.convnext\.", "blocks."), (r"^backbone\.final_layer_norm$", "final_norm"),
+                       (r"^backbone\.", ""), (r"^head\.out$", "head")])
+    mapped = map_state_dict(layers, generator, rename, "Vocos backbone + ISTFTHead",
+                            derived=lambda key: key.endswith(".gamma"))
+    target = generator.state_dict()
+    ours = {key for key in target if key.endswith(".gamma")}
+    for key, value in gammas.items():
+        name = rename(key[: -len(".gamma")]) + ".gamma"
+        if name not in ours:
+            raise WeightMappingError(f"Vocos: reference layer scale {key!r} (ganpipe name {name!r}) has no "
+                                     "counterpart: the checkpoint has more ConvNeXt layers than the model")
+        if tuple(value.shape) != tuple(target[name].shape):
+            raise WeightMappingError(f"Vocos: {key} has shape {tuple(value.shape)}, ganpipe's {name} "
+                                     f"{tuple(target[name].shape)}: the model was built with other sizes")
+        mapped[name] = value.detach().clone().to(target[name].dtype)
+        ours.discard(name)
+    if ours:
+        raise WeightMappingError(f"Vocos: ganpipe's {sorted(ours)[0]!r} has no counterpart in the reference "
+                                 f"state dict ({len(ours)} layer scales missing)")
+    return mapped
+
+
+def from_vocos_discriminators(mpd: Mapping[str, Tensor], mrd: Mapping[str, Tensor],
+                              discriminators: nn.ModuleDict) -> dict[str, Tensor]:
+    """Vocos' ``MultiPeriodDiscriminator`` + ``MultiResolutionDiscriminator`` (``VocosExp``'s
+    ``multiperioddisc`` / ``multiresddisc``) -> a vocos bundle's ``discriminators`` (same layer
+    names under ``mpd.`` / ``mrd.``; the resolution discriminators' STFT windows are fixed buffers)."""
+    state = {**{f"mpd.{k}": v for k, v in mpd.items()},
+             **{f"mrd.{k}": v for k, v in mrd.items() if not k.endswith(".spec_fn.window")}}
+    if any(k.endswith(".emb.weight") for k in state):
+        raise WeightMappingError("Vocos discriminators: bandwidth-conditioned (emb) discriminators of the "
+                                 "EnCodec Vocos are not supported")
+    return map_state_dict(state, discriminators, lambda layer: layer, "Vocos MPD/MRD")

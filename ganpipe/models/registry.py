@@ -26,6 +26,7 @@ from .melgan import MelGANConfig, MelGANGenerator, MelGANMultiScaleDiscriminator
 from .multiband_melgan import MultiBandMelGANConfig, MultiBandMelGANGenerator
 from .parallel_wavegan import ParallelWaveGANConfig, ParallelWaveGANDiscriminator, ParallelWaveGANGenerator
 from .specgan import SpecGANConfig, SpecGANDiscriminator, SpecGANGenerator
+from .vocos import MultiResolutionDiscriminator, VocosConfig, VocosGenerator, VocosMultiPeriodDiscriminator
 from .wavegan import WaveGANConfig, WaveGANDiscriminator, WaveGANGenerator
 
 
@@ -143,6 +144,23 @@ def _parallel_wavegan(variant: str, config: ParallelWaveGANConfig, description: 
                            description)
 
 
+def _vocos(variant: str, config: VocosConfig, description: VariantDescription) -> ModelBundle:
+    conditioning = config.discriminator_conditioning()
+    divisor = config.discriminator_channel_divisor
+    return _vocoder_bundle(
+        variant,
+        config,
+        VocosGenerator(config),
+        {
+            "mpd": VocosMultiPeriodDiscriminator(config.mpd_periods, conditioning, divisor),
+            "mrd": MultiResolutionDiscriminator(config.mrd_fft_sizes, conditioning,
+                                                max(1, config.mrd_channels // divisor)),
+        },
+        "hinge-relu",
+        description,
+    )
+
+
 def _wavegan(variant: str, config: WaveGANConfig, description: VariantDescription) -> ModelBundle:
     return _latent_bundle(
         variant,
@@ -230,6 +248,7 @@ _REGISTRY: dict[str, _Variant] = {
     "melgan": _Variant(MelGANConfig(), _melgan, _vocoder),
     "multiband_melgan": _Variant(MultiBandMelGANConfig(), _multiband_melgan, lambda c: _vocoder(c, subbands=True)),
     "parallel_wavegan": _Variant(ParallelWaveGANConfig(), _parallel_wavegan, _vocoder),
+    "vocos": _Variant(VocosConfig(), _vocos, _vocoder),
     "wavegan": _Variant(WaveGANConfig(), _wavegan, _waveform),
     "specgan": _Variant(SpecGANConfig(), _specgan, _spectrogram),
     "mel_mlp_gan": _Variant(MelMLPGANConfig(), _mel_mlp_gan, _frames),
@@ -256,6 +275,8 @@ TINY_OVERRIDES: dict[str, dict[str, Any]] = {
         "layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8,
         "discriminator_layers": 4, "discriminator_channels": 8,
     },
+    "vocos": {"dim": 16, "intermediate_dim": 32, "num_layers": 2, "discriminator_channel_divisor": 32,
+              "n_mels": 80},  # (the tests feed the project default mel, not vocos.yaml's 100 bands)
     "wavegan": {"model_size": 2},
     "specgan": {"model_size": 2},
     "mel_mlp_gan": {"generator_hidden": (16, 32), "discriminator_hidden": (32, 16)},

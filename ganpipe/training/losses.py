@@ -6,9 +6,12 @@ periods and scales) and *sum* over sub-discriminators, as the references do:
 * ``bce``: non-saturating GAN with logits; optional one-sided label smoothing (real target 1-s);
 * ``lsgan``: least squares, real -> 1, fake -> 0;
 * ``hinge``: D: relu(1 - real) + relu(1 + fake); G: -fake;
+* ``hinge-relu``: D as ``hinge``; G: relu(1 - fake) (hinge for the generator too: Vocos);
 * ``wgan-gp``: D: fake - real (+ gradient penalty, :func:`gradient_penalty`); G: -fake.
 
 Feature matching: sum over sub-discriminators and layers of the mean absolute difference.
+Every sum over sub-discriminators takes optional per-sub-discriminator ``weights`` (the trainer's
+per-discriminator weights and averaging, see ganpipe/training/recipes.py); None = 1 each.
 The mel loss uses the project's one :class:`ganpipe.mel.MelSpectrogram`; the multi-resolution
 STFT loss is :class:`ganpipe.stft_distance.MultiResolutionSTFT` (checked against auraloss).
 """
@@ -23,7 +26,7 @@ from torch import Tensor, nn
 
 from ganpipe.mel import MelConfig, MelSpectrogram
 
-ADVERSARIAL_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
+ADVERSARIAL_LOSSES = ("bce", "lsgan", "hinge", "hinge-relu", "wgan-gp")
 
 
 def _check(kind: str) -> None:
@@ -31,43 +34,58 @@ def _check(kind: str) -> None:
         raise ValueError(f"unknown adversarial loss {kind!r}; allowed: {', '.join(ADVERSARIAL_LOSSES)}")
 
 
-def discriminator_loss(kind: str, real: list[Tensor], fake: list[Tensor], label_smoothing: float = 0.0) -> Tensor:
+def _weights(weights: list[float] | None, n: int) -> list[float]:
+    if weights is None:
+        return [1.0] * n
+    if len(weights) != n:
+        raise ValueError(f"{len(weights)} sub-discriminator weights for {n} sub-discriminators")
+    return list(weights)
+
+
+def discriminator_loss(kind: str, real: list[Tensor], fake: list[Tensor], label_smoothing: float = 0.0,
+                       weights: list[float] | None = None) -> Tensor:
     _check(kind)
     total = real[0].new_zeros(())
-    for r, g in zip(real, fake):
+    for r, g, w in zip(real, fake, _weights(weights, len(real))):
         r, g = r.float(), g.float()
         if kind == "bce":
-            target = torch.full_like(r, 1.0 - label_smoothing)
-            total = total + F.binary_cross_entropy_with_logits(r, target) \
+            term = F.binary_cross_entropy_with_logits(r, torch.full_like(r, 1.0 - label_smoothing)) \
                 + F.binary_cross_entropy_with_logits(g, torch.zeros_like(g))
         elif kind == "lsgan":
-            total = total + torch.mean((1.0 - r) ** 2) + torch.mean(g ** 2)
-        elif kind == "hinge":
-            total = total + torch.mean(F.relu(1.0 - r)) + torch.mean(F.relu(1.0 + g))
+            term = torch.mean((1.0 - r) ** 2) + torch.mean(g ** 2)
+        elif kind in ("hinge", "hinge-relu"):
+            term = torch.mean(F.relu(1.0 - r)) + torch.mean(F.relu(1.0 + g))
         else:  # wgan-gp (the penalty is added by the caller)
-            total = total + torch.mean(g) - torch.mean(r)
+            term = torch.mean(g) - torch.mean(r)
+        total = total + (term if w == 1.0 else w * term)
     return total
 
 
-def generator_loss(kind: str, fake: list[Tensor]) -> Tensor:
+def generator_loss(kind: str, fake: list[Tensor], weights: list[float] | None = None) -> Tensor:
     _check(kind)
     total = fake[0].new_zeros(())
-    for g in fake:
+    for g, w in zip(fake, _weights(weights, len(fake))):
         g = g.float()
         if kind == "bce":
-            total = total + F.binary_cross_entropy_with_logits(g, torch.ones_like(g))
+            term = F.binary_cross_entropy_with_logits(g, torch.ones_like(g))
         elif kind == "lsgan":
-            total = total + torch.mean((1.0 - g) ** 2)
+            term = torch.mean((1.0 - g) ** 2)
+        elif kind == "hinge-relu":
+            term = torch.mean(F.relu(1.0 - g))
         else:  # hinge and wgan-gp
-            total = total - torch.mean(g)
+            term = -torch.mean(g)
+        total = total + (term if w == 1.0 else w * term)
     return total
 
 
-def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:
+def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]], weights: list[float] | None = None
+                     ) -> Tensor:
     total = fake[0][0].new_zeros(()).float()
-    for rs, gs in zip(real, fake):
+    for rs, gs, w in zip(real, fake, _weights(weights, len(fake))):
+        term = fake[0][0].new_zeros(()).float()
         for r, g in zip(rs, gs):
-            total = total + torch.mean(torch.abs(r.detach().float() - g.float()))
+            term = term + torch.mean(torch.abs(r.detach().float() - g.float()))
+        total = total + (term if w == 1.0 else w * term)
     return total
 
 
@@ -156,3 +174,23 @@ class MultiScaleMelLoss(nn.Module):
         for i in range(len(self.scales)):
             total = total + torch.mean(torch.abs(self._log_mel(fake, i) - self._log_mel(real, i)))
         return total
+
+
+class VocosLogMel(nn.Module):
+    """Vocos' loss mel (``MelSpecReconstructionLoss``): torchaudio's ``MelSpectrogram`` with its
+    defaults — centred reflect-padded STFT, Hann window, magnitude (power 1), HTK mel scale from
+    0 Hz without area normalisation — at ``config``'s sample rate, ``n_fft``, hop, ``n_mels`` and
+    ``fmax``; then ``log(max(mel, 1e-7))`` (natural log; the config's fmin, clamp and log base are
+    not used)."""
+
+    def __init__(self, config: MelConfig, eps: float = 1e-7):
+        super().__init__()
+        import torchaudio
+
+        self.eps = eps
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate, n_fft=config.n_fft, win_length=config.n_fft, hop_length=config.hop_length,
+            f_max=config.fmax, n_mels=config.n_mels, center=True, power=1)
+
+    def forward(self, wav: Tensor) -> Tensor:
+        return torch.log(torch.clamp(self.mel(wav), min=self.eps))

@@ -7,6 +7,7 @@ Every row below is checked field by field against the published config named bes
 one-step tests in tests/test_reference_step.py run one iteration both ways from the same weights).
 
 Sources (../shared/reference): jik876/hifi-gan ``config_v1.json`` + its ``train.py``;
+gemelo-ai/vocos ``vocos.yaml`` + its ``vocos/experiment.py`` (``vocos==0.1.0``);
 kan-bayashi/ParallelWaveGAN ``egs/ljspeech/voc1/conf/{hifigan.v1, melgan.v1, multi_band_melgan.v2,
 parallel_wavegan.v1}.yaml`` + its ``bin/train.py``; descript/melgan-neurips (MelGAN paper);
 WaveGAN/SpecGAN (Donahue et al. 2019); the textbook GAN (Goodfellow et al. 2014).
@@ -14,8 +15,11 @@ WaveGAN/SpecGAN (Donahue et al. 2019); the textbook GAN (Goodfellow et al. 2014)
 Semantics of the less obvious fields:
 
 * ``scheduler``: ``exponential_per_epoch`` (jik876: ExponentialLR(gamma) stepped after every
-  epoch), ``exponential_per_update`` (BigVGAN-v2: the same, stepped after every update), ``step`` (StepLR(step_size, gamma)) or ``multistep`` (MultiStepLR(milestones, gamma)),
-  the last two stepped after every update of their network, as the toolkit does;
+  epoch), ``exponential_per_update`` (BigVGAN-v2: the same, stepped after every update), ``step``
+  (StepLR(step_size, gamma)) or ``multistep`` (MultiStepLR(milestones, gamma)),
+  the last two stepped after every update of their network, as the toolkit does; or
+  ``cosine_warmup`` (Vocos: transformers' ``get_cosine_schedule_with_warmup``: linear warm-up over
+  ``lr_warmup_steps`` updates, then half a cosine to 0 at ``lr_total_steps`` updates, per network);
 * ``update_order``: ``d_first`` (jik876: D on the step's prediction, then G) or ``g_first`` (the
   toolkit: G, then D on the *updated* generator's prediction of the same input and noise);
 * ``g_step_real_first``: in the generator's step the discriminators see the real batch before the
@@ -27,9 +31,18 @@ Semantics of the less obvious fields:
   discriminator of the bundle clipped at that norm on its own (BigVGAN clips mpd and mrd apart);
 * ``mel_loss_framing``: ``jik876`` (frames of ``meldataset.mel_spectrogram``: reflect padding of
   (n_fft - hop) / 2, log of max(mel, 1e-5)) or ``centred`` (the toolkit's ``MelSpectrogramLoss``:
-  torch.stft(center=True), amplitude sqrt(max(power, 1e-10)), log of max(mel, 1e-10)) or
+  torch.stft(center=True), amplitude sqrt(max(power, 1e-10)), log of max(mel, 1e-10)),
   ``multiscale`` (BigVGAN-v2's ``MultiScaleMelSpectrogramLoss``: the sum over ``mel_loss_scales`` of
-  the L1 distance of log10 mels, see ganpipe.training.losses.MultiScaleMelLoss);
+  the L1 distance of log10 mels, see ganpipe.training.losses.MultiScaleMelLoss) or ``torchaudio``
+  (Vocos' ``MelSpecReconstructionLoss``: torchaudio's centred magnitude mel, HTK scale from 0 Hz, no
+  area normalisation, log of max(mel, 1e-7));
+* ``mel_loss_size``: (n_fft, hop, n_mels) of the loss mel where the recipe fixes them (Vocos:
+  1024 / 256 / 100 whatever the features), None = the feature mel's;
+* ``discriminator_weights``: (bundle discriminator name, weight) pairs: that discriminator's
+  adversarial and feature-matching terms, in both networks' losses, times the weight (Vocos: the
+  multi-resolution discriminator's ``mrd_loss_coeff`` 0.1); unnamed ones weigh 1. With
+  ``average_by_discriminators`` each discriminator's terms are averaged over its own
+  sub-discriminators (Vocos: the 5 periods, the 3 resolutions) before weighting;
 * ``stft_eps``: the multi-resolution STFT loss's floor on the power spectrum (toolkit: 1e-7);
 * ``discriminator_start_step``: generator-only updates before the adversarial losses start.
   The toolkit writes ``discriminator_train_start_steps: N`` and starts at its step counter N + 1,
@@ -44,12 +57,12 @@ from typing import Any
 
 from ganpipe.config import TrainParams
 
-RECIPE_SOURCES = ("jik876", "pwg", "paper", "bigvgan")
+RECIPE_SOURCES = ("jik876", "pwg", "vocos", "paper", "bigvgan")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    source: str  # jik876 | pwg | paper | bigvgan (see RECIPE_SOURCES)
+    source: str  # jik876 | pwg | vocos | paper | bigvgan (see RECIPE_SOURCES)
     adversarial_loss: str
     optimizer: str  # adamw | adam | radam
     lr_generator: float
@@ -58,10 +71,12 @@ class Recipe:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     amsgrad: bool = False
-    scheduler: str = "exponential_per_epoch"  # exponential_per_epoch | exponential_per_update | step | multistep
+    scheduler: str = "exponential_per_epoch"  # exponential_per_epoch | exponential_per_update | step | multistep | cosine_warmup
     lr_gamma: float = 1.0  # 1.0 = a constant learning rate
     lr_step_size: int = 0  # StepLR: updates between decays
     lr_milestones: tuple[int, ...] = ()  # MultiStepLR: updates at which the rate is multiplied by lr_gamma
+    lr_warmup_steps: int = 0  # cosine_warmup: updates of linear warm-up
+    lr_total_steps: int = 0  # cosine_warmup: updates at which the cosine reaches 0 (0: none published)
     lambda_mel: float = 0.0
     lambda_fm: float = 0.0
     lambda_adv: float = 1.0
@@ -75,10 +90,12 @@ class Recipe:
     # mel L1 loss band: its upper edge in Hz, None = the full band (sample_rate / 2); the rest of the
     # loss mel (n_fft, hop, window, n_mels, fmin, log) is the project's feature mel
     mel_loss_fmax: float | None = None
-    mel_loss_framing: str = "jik876"  # jik876 | centred | multiscale
+    mel_loss_framing: str = "jik876"  # jik876 | centred | multiscale | torchaudio
     # multiscale: (STFT window, mel bands) of each scale (BigVGAN-v2 / DAC: hop = window / 4)
     mel_loss_scales: tuple[tuple[int, int], ...] = ((32, 5), (64, 10), (128, 20), (256, 40), (512, 80),
                                                     (1024, 160), (2048, 320))
+    mel_loss_size: tuple[int, int, int] | None = None  # (n_fft, hop, n_mels); None = the feature mel's
+    discriminator_weights: tuple[tuple[str, float], ...] = ()  # (discriminator, weight); others 1
     # feature matching over every discriminator layer *and* its final output (jik876's feature_loss
     # on fmap, which ends with the output map), or the hidden layers only (the toolkit's
     # include_final_outputs: false; descript's D_fake[i][:-1])
@@ -144,6 +161,21 @@ PWG_MULTIBAND_MELGAN = Recipe(
 PAPER_MELGAN = Recipe("paper", "hinge", "adam", 1e-4, 1e-4, (0.5, 0.9), lambda_fm=10.0, batch_size=16,
                       segment_samples=8192, fm_include_final=False)
 
+# gemelo-ai/vocos vocos.yaml (initial_learning_rate 5e-4, mel_loss_coeff 45, mrd_loss_coeff 0.1,
+# num_warmup_steps 0, pretrain_mel_steps 0, batch_size 16, num_samples 16384, max_steps 2,000,000 over
+# both optimisers) + vocos/experiment.py (VocosExp): AdamW betas (0.8, 0.9) for each network (its
+# default weight decay 0.01, eps 1e-8); get_cosine_schedule_with_warmup over max_steps // 2 = 1M
+# updates, stepped every update; D first on a no-grad prediction, then G; hinge D loss, G loss
+# relu(1 - D(G(x))); per discriminator the sub-discriminator losses are averaged and the MRD's are
+# x0.1, for D's loss and G's adversarial and feature-matching terms; feature matching x1 over every
+# conv after the first and the output (the fmaps of vocos/discriminators.py); mel L1 x45 on
+# MelSpecReconstructionLoss (1024 / 256 / 100 bands, full band); no gradient clipping.
+VOCOS = Recipe(
+    "vocos", "hinge-relu", "adamw", 5e-4, 5e-4, (0.8, 0.9), adam_eps=1e-8, weight_decay=0.01,
+    scheduler="cosine_warmup", lr_warmup_steps=0, lr_total_steps=1_000_000, lambda_mel=45.0, lambda_fm=1.0,
+    lambda_adv=1.0, batch_size=16, segment_samples=16384, mel_loss_fmax=None, mel_loss_framing="torchaudio",
+    mel_loss_size=(1024, 256, 100), discriminator_weights=(("mrd", 0.1),), fm_include_final=True,
+    average_by_discriminators=True, update_order="d_first", g_step_real_first=True)
 # NVIDIA/BigVGAN bigvgan_v2_22khz_80band_256x.json + train.py (bigvgan==2.4.1): AdamW (its default weight
 # decay 0.01) 1e-4 both, betas (0.8, 0.99), lr_decay 0.9999996 stepped after every step (v2's train.py),
 # D first (mpd + cqtd on the detached prediction), clip_grad_norm 500 for G and for mpd and the CQT
@@ -169,6 +201,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {  # the first entry of each variant is 
     "melgan": {"pwg": PWG_MELGAN, "paper": PAPER_MELGAN},
     "multiband_melgan": {"pwg": PWG_MULTIBAND_MELGAN},
     "parallel_wavegan": {"pwg": PWG_PARALLEL_WAVEGAN},
+    "vocos": {"vocos": VOCOS},
     "wavegan": {"paper": Recipe("paper", "wgan-gp", "adam", 1e-4, 1e-4, (0.5, 0.9), critic_steps=5,
                                 batch_size=64, segment_samples=16384)},
     "specgan": {"paper": Recipe("paper", "wgan-gp", "adam", 1e-4, 1e-4, (0.5, 0.9), critic_steps=5,
@@ -180,6 +213,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {  # the first entry of each variant is 
 # train.* keys that override the recipe field of the same name when not `auto`
 OVERRIDABLE = ("adversarial_loss", "optimizer", "lr_generator", "lr_discriminator", "adam_betas", "adam_eps",
                "weight_decay", "amsgrad", "scheduler", "lr_gamma", "lr_step_size", "lr_milestones",
+               "lr_warmup_steps", "lr_total_steps", "discriminator_weights",
                "lambda_mel", "lambda_fm", "lambda_adv", "lambda_stft", "critic_steps",
                "discriminator_start_step", "batch_size", "segment_samples", "mel_loss_fmax", "fm_include_final",
                "average_by_discriminators", "grad_clip_generator", "grad_clip_discriminator", "update_order",
@@ -199,9 +233,15 @@ def resolve(variant: str, train: TrainParams) -> Recipe:
     changes = {k: getattr(train, k) for k in OVERRIDABLE if getattr(train, k) != "auto"}
     if "adam_betas" in changes:
         changes["adam_betas"] = tuple(changes["adam_betas"])
+    if "discriminator_weights" in changes:
+        changes["discriminator_weights"] = tuple(sorted(changes["discriminator_weights"].items()))
     if "lr_milestones" in changes:
         changes["lr_milestones"] = tuple(changes["lr_milestones"])
     if train.grad_clip > 0:  # the one-knob form: both networks
         changes.setdefault("grad_clip_generator", train.grad_clip)
         changes.setdefault("grad_clip_discriminator", train.grad_clip)
-    return replace(recipe, **changes)
+    resolved = replace(recipe, **changes)
+    if resolved.scheduler == "cosine_warmup" and resolved.lr_total_steps < 1:
+        raise ValueError(f"train.lr_total_steps: scheduler cosine_warmup needs it (>= 1 updates); the "
+                         f"{resolved.source} recipe of model.variant {variant!r} has none")
+    return resolved

@@ -152,7 +152,9 @@ class Discriminators(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorOutput:
         lab = labels if self.uses_labels else None
-        return merge_outputs([d(x, labels=lab) for d in self.parts.values()])
+        outs = {name: d(x, labels=lab) for name, d in self.parts.items()}
+        merged = merge_outputs(list(outs.values()))
+        return merged._replace(groups=[name for name, out in outs.items() for _ in out.logits])
 
 
 class _EpochPlan:
@@ -214,8 +216,11 @@ def run_key(params: Params, mel: MelConfig, features_dir: Path | None = None) ->
 
 
 def mel_loss_fn(mel: MelConfig, recipe: Recipe) -> nn.Module:
-    """The recipe's loss mel: the feature mel's framing (jik876) or the toolkit's centred STFT."""
+    """The recipe's loss mel: the feature mel's framing (jik876), the toolkit's centred STFT or
+    Vocos' torchaudio mel (``mel_loss_framing``: torchaudio)."""
     config = mel_loss_config(mel, recipe)
+    if recipe.mel_loss_framing == "torchaudio":
+        return L.VocosLogMel(config)
     return MelSpectrogram(config) if recipe.mel_loss_framing == "jik876" else L.CentredLogMel(config)
 
 
@@ -228,11 +233,16 @@ def mel_loss(mel: MelConfig, recipe: Recipe) -> nn.Module:
 
 
 def mel_loss_config(mel: MelConfig, recipe: Recipe) -> MelConfig:
-    """The mel of the L1 loss: the feature mel over the recipe's band (``None``: up to Nyquist), unnormalised."""
+    """The mel of the L1 loss: the feature mel over the recipe's band (``None``: up to Nyquist),
+    unnormalised, with the recipe's own sizes where it fixes them (``mel_loss_size``)."""
     import dataclasses
 
     fmax = recipe.mel_loss_fmax if recipe.mel_loss_fmax is not None else mel.sample_rate / 2
-    return dataclasses.replace(mel, fmax=float(fmax), normalize="none")
+    sizes = {}
+    if recipe.mel_loss_size is not None:
+        n_fft, hop, n_mels = recipe.mel_loss_size
+        sizes = {"n_fft": n_fft, "win_length": n_fft, "hop_length": hop, "n_mels": n_mels}
+    return dataclasses.replace(mel, fmax=float(fmax), normalize="none", **sizes)
 
 
 def feature_maps(real: DiscriminatorOutput, fake: DiscriminatorOutput, include_final: bool
@@ -278,8 +288,25 @@ def _optimizer(params: Any, lr: float, recipe: Recipe) -> torch.optim.Optimizer:
     return kind(params, amsgrad=recipe.amsgrad, **kw)
 
 
+def cosine_with_warmup(update: int, warmup: int, total: int) -> float:
+    """The learning-rate factor after ``update`` updates: linear from 0 over ``warmup`` updates, then
+    half a cosine down to 0 at ``total`` (transformers' ``get_cosine_schedule_with_warmup``, which
+    Vocos uses, as written: past ``total`` the cosine rises again, so set ``train.lr_total_steps``
+    to at least ``train.steps``)."""
+    if update < warmup:
+        return update / max(1, warmup)
+    progress = (update - warmup) / max(1, total - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
-    """ExponentialLR (stepped per epoch) or StepLR / MultiStepLR (stepped per update of its network)."""
+    """ExponentialLR (stepped per epoch) or StepLR / MultiStepLR / cosine with warm-up (stepped per
+    update of its network)."""
+    if recipe.scheduler == "cosine_warmup":
+        import functools
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(
+            cosine_with_warmup, warmup=recipe.lr_warmup_steps, total=recipe.lr_total_steps))
     if recipe.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=recipe.lr_step_size, gamma=recipe.lr_gamma)
     if recipe.scheduler == "multistep":
@@ -355,6 +382,11 @@ class Trainer:
         self.label_names = self.train_corpus.label_names
         self.bundle = build_bundle(params, len(self.label_names), self.mel_config)
         self.recipe = resolve(params.model.variant, t)
+        unknown = sorted(set(dict(self.recipe.discriminator_weights)) - set(self.bundle.discriminators))
+        if unknown:
+            raise ValueError(f"train.discriminator_weights: {', '.join(unknown)} not among model.variant "
+                             f"{params.model.variant!r}'s discriminators; allowed: "
+                             f"{', '.join(self.bundle.discriminators)}")
         self.conditional = params.model.conditioning == "labels"
         self.G = self.bundle.generator.to(self.device)
         self.D = Discriminators(self.bundle).to(self.device)
@@ -577,9 +609,16 @@ class Trainer:
             sched.step()
         return True
 
-    def _per_discriminator(self, loss: torch.Tensor, out: DiscriminatorOutput) -> torch.Tensor:
-        """A loss summed over sub-discriminators, or their mean (``average_by_discriminators``)."""
-        return loss / len(out.logits) if self.recipe.average_by_discriminators else loss
+    def _sub_weights(self, out: DiscriminatorOutput) -> list[float] | None:
+        """Per sub-discriminator, its weight in the adversarial and feature-matching sums: its
+        discriminator's ``discriminator_weights`` entry (default 1), divided by that discriminator's
+        number of sub-discriminators with ``average_by_discriminators`` (None: all 1)."""
+        r = self.recipe
+        if not r.average_by_discriminators and not r.discriminator_weights:
+            return None
+        groups = out.groups or [""] * len(out.logits)
+        weights = dict(r.discriminator_weights)
+        return [weights.get(g, 1.0) / (groups.count(g) if r.average_by_discriminators else 1) for g in groups]
 
     def _d_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
         """The discriminators on the real batch, then (a separate pass, as both references do: each
@@ -588,8 +627,8 @@ class Trainer:
         with self._autocast():
             out_r = self.D_fwd(real, labels)
             out_f = self.D_fwd(fake.detach(), labels)
-            loss = self._per_discriminator(
-                L.discriminator_loss(r.adversarial_loss, out_r.logits, out_f.logits, t.label_smoothing), out_r)
+            loss = L.discriminator_loss(r.adversarial_loss, out_r.logits, out_f.logits, t.label_smoothing,
+                                        self._sub_weights(out_r))
         parts = {"d_adv": loss.detach()}
         if r.adversarial_loss == "wgan-gp":
             gp = L.gradient_penalty(lambda x: self.D(x, labels).logits, real.float(), fake.float())
@@ -618,8 +657,8 @@ class Trainer:
             if fm_wanted and not r.g_step_real_first:
                 with torch.no_grad():
                     out_r = self.D_fwd(real, labels)
-            adv = self._per_discriminator(L.generator_loss(r.adversarial_loss, out_f.logits), out_f)
-        fm = (self._per_discriminator(L.feature_matching(*feature_maps(out_r, out_f, r.fm_include_final)), out_f)
+            adv = L.generator_loss(r.adversarial_loss, out_f.logits, self._sub_weights(out_f))
+        fm = (L.feature_matching(*feature_maps(out_r, out_f, r.fm_include_final), self._sub_weights(out_f))
               if out_r is not None else zero)
         ac = L.classification_loss(out_f.class_logits, labels) if self.params.model.ac_gan else zero
         return {"adv": adv, "fm": fm, "ac": ac}
