@@ -22,7 +22,8 @@ Framing / padding rule (what makes audio and mel segments line up):
     centred on sample ``i * hop_length`` (:meth:`MelConfig.num_frames` gives the count either way).
 
 Filterbank: Slaney-style mel scale with Slaney area normalisation (librosa's default), built by
-torchaudio. Magnitude: ``sqrt(re^2 + im^2 + stft_eps)`` (``stft_eps`` 1e-9 by default; 0 = the plain
+torchaudio; ``mel_scale: "htk"`` and ``mel_norm: "none"`` give torchaudio's ``MelSpectrogram``
+defaults instead (HTK scale, filters of peak 1), the mel of models imported from Vocos. Magnitude: ``sqrt(re^2 + im^2 + stft_eps)`` (``stft_eps`` 1e-9 by default; 0 = the plain
 ``|X|`` of the ParallelWaveGAN toolkit). Compression: ``log(max(mel, clamp))`` in the
 configured base. Optional per-bin mean/variance normalisation uses statistics from the training
 split (``features/stats.npz``).
@@ -40,6 +41,8 @@ import torchaudio
 
 
 FRAMINGS = ("hifigan", "jik876", "center")
+MEL_SCALES = ("slaney", "htk")  # torchaudio.functional.melscale_fbanks(mel_scale=)
+MEL_NORMS = ("slaney", "none")  # Slaney area normalisation of each filter, or none (peak 1)
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,13 @@ class MelConfig:
     # Added for imported models; the defaults are the behaviour of every file written before them.
     framing: str = "hifigan"  # "hifigan", "jik876" (T // hop frames) or "center" (T // hop + 1, librosa's)
     stft_eps: float = 1e-9  # added to |X|^2 under the square root
+    mel_scale: str = "slaney"  # "slaney" (librosa's default) or "htk" (torchaudio's default, Vocos')
+    mel_norm: str = "slaney"  # "slaney" (area-normalised filters) or "none" (torchaudio's default, Vocos')
 
     def __post_init__(self) -> None:
-        if self.framing not in FRAMINGS:
-            raise ValueError(f"mel framing must be one of {list(FRAMINGS)}, got {self.framing!r}")
+        for name, allowed in (("framing", FRAMINGS), ("mel_scale", MEL_SCALES), ("mel_norm", MEL_NORMS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"mel {name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -99,7 +105,7 @@ class MelSpectrogram(torch.nn.Module):
         c = config
         fb = torchaudio.functional.melscale_fbanks(
             n_freqs=c.n_fft // 2 + 1, f_min=c.fmin, f_max=c.fmax, n_mels=c.n_mels,
-            sample_rate=c.sample_rate, norm="slaney", mel_scale="slaney",
+            sample_rate=c.sample_rate, norm=None if c.mel_norm == "none" else c.mel_norm, mel_scale=c.mel_scale,
         )  # (n_freqs, n_mels)
         self.register_buffer("mel_basis", fb.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
         # Bins above the highest non-zero filter contribute nothing: skip them (e.g. 372 of 513).

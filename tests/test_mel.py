@@ -82,3 +82,38 @@ def test_config_roundtrip_and_diff():
         assert "nfft" in str(exc)
     else:
         raise AssertionError("unknown key accepted")
+
+
+def test_filterbank_options_default_to_the_old_mel():
+    """mel_scale / mel_norm (added for Vocos): a dict written before them loads, equals the defaults
+    and computes the same Slaney filterbank; a bad value names the field and the allowed values."""
+    import pytest
+
+    old = {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mels": 80, "fmin": 0.0,
+           "fmax": 8000.0, "log_base": "e", "clamp": 1e-5, "normalize": "none", "framing": "hifigan", "stft_eps": 1e-9}
+    c = MelConfig.from_dict(old)
+    assert c == MelConfig() and (c.mel_scale, c.mel_norm) == ("slaney", "slaney") and not MelConfig().diff(c)
+    slaney = torch.from_numpy(librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=0.0, fmax=8000.0))
+    assert torch.allclose(MelSpectrogram(c).mel_basis, slaney.float(), atol=1e-6)
+    for field, value in (("mel_scale", "bark"), ("mel_norm", "area")):
+        with pytest.raises(ValueError, match=f"mel {field} must be one of"):
+            MelConfig(**{field: value})
+
+
+def test_htk_unnormalised_mel_is_torchaudios_melspectrogram(lj_wavs):
+    """mel_scale htk + mel_norm none + framing center + stft_eps 0 = torchaudio.transforms.MelSpectrogram
+    (power 1, its defaults: HTK scale, no area normalisation) on real speech."""
+    import torchaudio
+
+    y, sr = sf.read(lj_wavs[0], dtype="float32")
+    wav = torch.from_numpy(y)
+    c = MelConfig(sample_rate=sr, n_fft=1024, hop_length=256, win_length=1024, n_mels=100, fmin=0.0,
+                  fmax=float(sr // 2), clamp=1e-7, framing="center", stft_eps=0.0, mel_scale="htk", mel_norm="none")
+    ref = torchaudio.transforms.MelSpectrogram(sample_rate=sr, n_fft=1024, hop_length=256, n_mels=100, power=1,
+                                               norm=None, mel_scale="htk")
+    ours = MelSpectrogram(c)
+    assert torch.allclose(ours.mel_basis, ref.mel_scale.fb.T, atol=0, rtol=0)
+    expected = torch.log(torch.clamp(ref(wav), min=1e-7))
+    got = ours(wav)
+    assert got.shape == expected.shape == (100, c.num_frames(len(y)))
+    assert float((got - expected).abs().max()) <= 1e-4
