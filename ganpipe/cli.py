@@ -125,18 +125,25 @@ def register(
     _run_flow("register", params, ["--promote"] if promote else [])
 
 
+def _import_formats_help() -> str:
+    from ganpipe.importing import FORMATS  # torch-free: the table of source formats
+
+    return "Source format: " + "; ".join(f"{row.name} ({row.description})" for row in FORMATS.values()) + "."
+
+
 @app.command("import-model")
 def import_model(
-    checkpoint: Path = typer.Argument(..., help="The published checkpoint: jik876's g_XXXXXXXX, the "
-                                                "ParallelWaveGAN toolkit's checkpoint-XXXXsteps.pkl."),
-    fmt: str = typer.Option(..., "--format", help="Source format: jik876 | pwg."),
+    checkpoint: Path = typer.Argument(..., help="The published checkpoint (see --format for each source's files)."),
+    fmt: str = typer.Option(..., "--format", help=_import_formats_help()),
     out: Path = typer.Option(..., "--out", "-o", help="The ganpipe generator file to write (e.g. models/lj_v1.pt)."),
-    config: Path = typer.Option(None, "--config", help="Its training config: jik876's config.json (required), "
-                                                       "the toolkit's config.yml (default: beside the checkpoint)."),
+    config: Path = typer.Option(None, "--config", help="Its training config: jik876's and BigVGAN's config.json, "
+                                                       "Vocos' config.yaml (required), the toolkit's config.yml "
+                                                       "(default: beside the checkpoint)."),
     stats: Path = typer.Option(None, "--stats", help="pwg: feature statistics stats.h5 | stats.npy (default: "
                                                      "beside the checkpoint)."),
-    discriminator: Path = typer.Option(None, "--discriminator", help="jik876: do_XXXXXXXX, to import the "
-                                                                     "discriminators too."),
+    discriminator: Path = typer.Option(None, "--discriminator", help="jik876: do_XXXXXXXX, bigvgan: "
+                                                                     "bigvgan_discriminator_optimizer.pt, to import "
+                                                                     "the discriminators too."),
     register: bool = typer.Option(False, "--register", help="Then score it by copy-synthesis and register it "
                                                             "(candidate/champion rules of `ganpipe register`)."),
     name: str = typer.Option(None, "--name", help="--register: the registered model's name (default: "
@@ -147,9 +154,9 @@ def import_model(
     params: Path = ParamsOpt,
 ) -> None:
     """Import a published vocoder checkpoint (jik876/hifi-gan; kan-bayashi/ParallelWaveGAN: HiFi-GAN,
-    MelGAN, multi-band MelGAN, Parallel WaveGAN) as a ganpipe generator file: weights (and
-    discriminators when given), architecture and the mel configuration (and statistics) it was trained
-    with. Use it with `ganpipe synthesize --model FILE`; --register scores and registers it."""
+    MelGAN, multi-band MelGAN, Parallel WaveGAN; NVIDIA/BigVGAN; gemelo-ai/vocos) as a ganpipe
+    generator file: weights (and discriminators when given), architecture and the mel configuration
+    (and statistics) it was trained with. Use it with `ganpipe synthesize --model FILE`; --register scores and registers it."""
     from ganpipe.importing import FORMATS, ImportModelError, import_model as run_import
 
     if fmt not in FORMATS:

@@ -290,3 +290,24 @@ def test_import_and_register_with_source_tags(tmp_path, tmp_path_factory, small_
     assert mv.tags["source_format"] == "jik876" and mv.tags["source_steps"] == str(pc.STEPS)
     assert mv.tags["source_sha256"] == summary["source"]["sha256"] and mv.tags["training_step"] == str(pc.STEPS)
     assert "champion" in mv.aliases
+
+
+def test_format_table_is_torch_free_and_the_cli_help_lists_every_row():
+    """FORMATS rows name their module (NAME == key); the table (the CLI's --format help) imports no torch."""
+    import importlib
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from ganpipe.cli import app
+    from ganpipe.importing import FORMATS
+
+    assert set(FORMATS) == {"jik876", "pwg", "bigvgan", "vocos"}
+    for name, row in FORMATS.items():
+        assert importlib.import_module(f"ganpipe.importing.{row.module}").NAME == name == row.name
+    code = ("import sys, ganpipe.cli; from ganpipe.importing import FORMATS; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    help_text = " ".join(CliRunner().invoke(app, ["import-model", "--help"], terminal_width=200).output.split())
+    assert all(f"{name} (" in help_text for name in FORMATS)

@@ -5,12 +5,15 @@
 ...                       discriminator="do_02500000")
 >>> result = import_model("pwg", "checkpoint-400000steps.pkl", "models/pwg.pt")  # config.yml, stats.h5 beside it
 
-One module per source format, one row of :data:`FORMATS` each (a new format: its module with a
-``read(checkpoint, config=, stats=, discriminator=) -> ImportedModel`` and its row here):
+One module per source format, one row of :data:`FORMATS` each (a new format: its module with
+``NAME`` and a ``read(checkpoint, config=, stats=, discriminator=) -> ImportedModel``, and its row
+here; the modules are imported on first use, so that this table — the CLI's ``--format`` help —
+costs no torch import):
 
 * ``jik876``: jik876/hifi-gan (:mod:`.jik876`);
 * ``pwg``: kan-bayashi/ParallelWaveGAN, the toolkit (:mod:`.toolkit`);
-* ``bigvgan``: NVIDIA/BigVGAN (:mod:`.bigvgan`).
+* ``bigvgan``: NVIDIA/BigVGAN (:mod:`.bigvgan`);
+* ``vocos``: gemelo-ai/vocos, the mel Vocos (:mod:`.vocos`).
 
 Foreign files are read with ``torch.load(weights_only=True)`` only. Every failure (a missing,
 truncated or wrong-format file, a pickle that needs code, a model ganpipe does not have, a layer
@@ -25,31 +28,43 @@ nothing is written: the generator file is written atomically, after everything s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ganpipe.importing import bigvgan, jik876, toolkit
-from ganpipe.importing.source import ImportedModel, ImportModelError
+if TYPE_CHECKING:
+    from ganpipe.importing.source import ImportedModel, ImportModelError
+
+
+def __getattr__(name: str) -> Any:
+    # torch-free package: the CLI builds its --format help from FORMATS without importing torch
+    if name in ("ImportedModel", "ImportModelError"):
+        value = getattr(importlib.import_module("ganpipe.importing.source"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
 class SourceFormat:
-    name: str
+    name: str  # the --format value, the module's NAME
     description: str  # what files it reads (CLI help)
-    read: Callable[..., ImportedModel]
+    module: str  # ganpipe.importing.<module>, imported on first read
+
+    def read(self, checkpoint: Path, **files: Path | None) -> ImportedModel:
+        return importlib.import_module(f"ganpipe.importing.{self.module}").read(checkpoint, **files)
 
 
-FORMATS: dict[str, SourceFormat] = {
-    jik876.NAME: SourceFormat(jik876.NAME, "jik876/hifi-gan: G_FILE (g_XXXXXXXX) --config config.json "
-                                           "[--discriminator do_XXXXXXXX]", jik876.read),
-    toolkit.NAME: SourceFormat(toolkit.NAME, "kan-bayashi/ParallelWaveGAN: checkpoint-XXXXsteps.pkl [--config "
-                                             "config.yml] [--stats stats.h5|stats.npy] (default: beside it)",
-                               toolkit.read),
-    bigvgan.NAME: SourceFormat(bigvgan.NAME, "NVIDIA/BigVGAN: bigvgan_generator.pt --config config.json "
-                                             "[--discriminator bigvgan_discriminator_optimizer.pt]", bigvgan.read),
-}
+FORMATS: dict[str, SourceFormat] = {row.name: row for row in (
+    SourceFormat("jik876", "jik876/hifi-gan: G_FILE (g_XXXXXXXX) --config config.json [--discriminator do_XXXXXXXX]",
+                 "jik876"),
+    SourceFormat("pwg", "kan-bayashi/ParallelWaveGAN: checkpoint-XXXXsteps.pkl [--config config.yml] "
+                        "[--stats stats.h5|stats.npy] (default: beside it)", "toolkit"),
+    SourceFormat("bigvgan", "NVIDIA/BigVGAN: bigvgan_generator.pt --config config.json "
+                            "[--discriminator bigvgan_discriminator_optimizer.pt]", "bigvgan"),
+    SourceFormat("vocos", "gemelo-ai/vocos (mel): pytorch_model.bin --config config.yaml", "vocos"),
+)}
 
 
 @dataclass
@@ -68,6 +83,8 @@ class ImportResult:
 def read_model(fmt: str, checkpoint: str | Path, config: str | Path | None = None, stats: str | Path | None = None,
                discriminator: str | Path | None = None) -> ImportedModel:
     """Read a published checkpoint of format ``fmt`` (a key of :data:`FORMATS`) into a ganpipe model."""
+    from ganpipe.importing.source import ImportModelError
+
     if fmt not in FORMATS:
         raise ImportModelError(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
     return FORMATS[fmt].read(Path(checkpoint), config=None if config is None else Path(config),

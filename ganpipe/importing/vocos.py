@@ -1,71 +1,80 @@
-"""Import a published Vocos model (``pytorch_model.bin`` + ``config.yaml``, e.g. charactr/vocos-mel-24khz)
-as a ganpipe generator file.
+"""gemelo-ai/vocos checkpoints -> a ganpipe generator file (``--format vocos``).
 
-``config.yaml`` is Vocos' own (the ``feature_extractor`` / ``backbone`` / ``head`` sections of its
-``Vocos.from_hparams``); ``pytorch_model.bin`` the ``Vocos`` module's state dict (``feature_extractor.*``,
-``backbone.*``, ``head.*``), read with ``torch.load(weights_only=True)``. Supported: the mel Vocos
-(``MelSpectrogramFeatures`` + ``VocosBackbone`` without AdaLayerNorm + ``ISTFTHead``); the EnCodec
-Vocos is refused by name.
+Files, as Vocos publishes them (e.g. charactr/vocos-mel-24khz): ``pytorch_model.bin``, the ``Vocos``
+module's state dict (``feature_extractor.*``, ``backbone.*``, ``head.*``; a ``VocosExp`` Lightning
+checkpoint, ``{"state_dict": ...}``, is read too, its discriminators and loss modules skipped), and
+``config.yaml`` with the ``feature_extractor`` / ``backbone`` / ``head`` sections of
+``Vocos.from_hparams`` (or the training ``vocos.yaml``, where they sit under ``model.init_args``).
+The weights are read with ``torch.load(weights_only=True)``. Supported: the mel Vocos
+(``MelSpectrogramFeatures`` + ``VocosBackbone`` without AdaLayerNorm + ``ISTFTHead``) as the
+``vocos`` variant; the EnCodec Vocos is refused by name.
 
-The mel: Vocos' ``MelSpectrogramFeatures`` is torchaudio's ``MelSpectrogram`` (``center`` or ``same``
-framing, magnitude, HTK mel scale from 0 Hz to Nyquist without area normalisation) and
-``log(max(mel, 1e-7))``. The file must carry a :class:`~ganpipe.mel.MelConfig` that computes exactly
-that, or every consumer would feed the model another mel: :func:`vocos_mel_config` builds it and
-raises :class:`VocosImportError`, naming the fields, while ``MelConfig`` cannot express it.
+Mel: Vocos' ``MelSpectrogramFeatures`` is torchaudio's ``MelSpectrogram`` (Hann window of ``n_fft``,
+magnitude ``|X|`` (power 1), HTK mel scale from 0 Hz to ``sample_rate // 2``, filters without area
+normalisation) and ``log(max(mel, 1e-7))``, no normalisation (statistics zeros / ones). Its
+``padding``: ``center`` (``torch.stft(center=True)``: ``T // hop + 1`` frames) is ganpipe's
+``framing: center``; ``same`` (reflect ``(n_fft - hop) // 2`` each side, not centred: ``T // hop``
+frames) is ganpipe's ``framing: jik876`` when ``n_fft - hop`` is even (otherwise Vocos pads one
+sample less than ganpipe can, and the import is refused). So :class:`~ganpipe.mel.MelConfig`
+``framing`` per the padding, ``mel_scale: htk``, ``mel_norm: none``, ``stft_eps: 0``, ``clamp: 1e-7``,
+``log_base: e``, ``normalize: none``.
+
+Failures (a missing or unreadable file, a pickle that needs code, a config ganpipe does not have, a
+layer that does not fit) raise :class:`ImportModelError` naming the file; the generator file is
+written atomically, only after everything succeeded.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from ganpipe import generator_io
+from ganpipe.importing.source import ImportedModel, ImportModelError, load_checkpoint, read_yaml
 from ganpipe.mel import MelConfig
-from ganpipe.models import ModelBundle, build
-from ganpipe.models.reference_weights import WeightMappingError, from_vocos_generator
 
-FORMAT = "vocos"
-
-
-class VocosImportError(ValueError):
-    """The Vocos checkpoint / config cannot be imported (the message names the file and the reason)."""
+NAME = "vocos"
+_WHAT = "Vocos checkpoint (pytorch_model.bin)"
 
 
 def _section(config: dict[str, Any], name: str, class_suffix: str, path: Path) -> dict[str, Any]:
     section = config.get(name)
-    if not isinstance(section, dict) or "init_args" not in section:
-        raise VocosImportError(f"{path}: no {name}.init_args section (not a Vocos config.yaml)")
+    if not isinstance(section, dict) or not isinstance(section.get("init_args"), dict):
+        raise ImportModelError(f"{path}: no {name}.init_args section (not a Vocos config.yaml)")
     cls = str(section.get("class_path", ""))
     if not cls.endswith(class_suffix):
-        raise VocosImportError(f"{path}: {name} is {cls!r}; only {class_suffix} is supported "
+        raise ImportModelError(f"{path}: {name} is {cls!r}; only {class_suffix} is supported "
                                "(the mel Vocos: MelSpectrogramFeatures + VocosBackbone + ISTFTHead)")
     return dict(section["init_args"])
 
 
-def read_config(path: str | Path) -> dict[str, dict[str, Any]]:
+def read_config(path: Path) -> dict[str, dict[str, Any]]:
     """``{"feature_extractor", "backbone", "head"}`` init args of a Vocos ``config.yaml``, checked."""
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise VocosImportError(f"{path}: cannot read the Vocos config: {exc}") from None
-    if not isinstance(config, dict):
-        raise VocosImportError(f"{path}: not a Vocos config.yaml (a mapping with feature_extractor/backbone/head)")
+    config = read_yaml(path, "Vocos config.yaml")
+    model = config.get("model")
+    if "feature_extractor" not in config and isinstance(model, dict) and isinstance(model.get("init_args"), dict):
+        config = model["init_args"]  # the training vocos.yaml (VocosExp's init args)
     parts = {"feature_extractor": _section(config, "feature_extractor", "MelSpectrogramFeatures", path),
              "backbone": _section(config, "backbone", "VocosBackbone", path),
              "head": _section(config, "head", "ISTFTHead", path)}
     if parts["backbone"].get("adanorm_num_embeddings"):
-        raise VocosImportError(f"{path}: the backbone uses AdaLayerNorm (adanorm_num_embeddings): the EnCodec "
+        raise ImportModelError(f"{path}: the backbone uses AdaLayerNorm (adanorm_num_embeddings): the EnCodec "
                                "Vocos is not supported")
     fe, head = parts["feature_extractor"], parts["head"]
+    for key in ("dim", "n_fft", "hop_length"):
+        if key not in head:
+            raise ImportModelError(f"{path}: head.init_args has no {key!r} (ISTFTHead needs it)")
+    for key in ("input_channels", "dim", "intermediate_dim", "num_layers"):
+        if key not in parts["backbone"]:
+            raise ImportModelError(f"{path}: backbone.init_args has no {key!r} (VocosBackbone needs it)")
     if int(fe.get("hop_length", 256)) != int(head["hop_length"]):
-        raise VocosImportError(f"{path}: feature_extractor hop_length {fe.get('hop_length')} differs from the "
+        raise ImportModelError(f"{path}: feature_extractor hop_length {fe.get('hop_length', 256)} differs from the "
                                f"head's {head['hop_length']}")
+    if int(fe.get("n_mels", 100)) != int(parts["backbone"]["input_channels"]):
+        raise ImportModelError(f"{path}: feature_extractor n_mels {fe.get('n_mels', 100)} differs from the "
+                               f"backbone's input_channels {parts['backbone']['input_channels']}")
     return parts
 
 
@@ -81,68 +90,71 @@ def model_overrides(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return overrides
 
 
-def vocos_mel_config(parts: dict[str, dict[str, Any]], source: str | Path = "config.yaml") -> MelConfig:
-    """The :class:`MelConfig` of Vocos' ``MelSpectrogramFeatures``; :class:`VocosImportError` naming
-    what ``MelConfig`` lacks while it cannot express that mel."""
+def mel_config(parts: dict[str, dict[str, Any]], path: Path) -> MelConfig:
+    """The :class:`MelConfig` that computes Vocos' ``MelSpectrogramFeatures`` (see the module doc)."""
     fe = parts["feature_extractor"]
-    sr = int(fe.get("sample_rate", 24000))
-    wanted = {"sample_rate": sr, "n_fft": int(fe.get("n_fft", 1024)), "hop_length": int(fe.get("hop_length", 256)),
-              "win_length": int(fe.get("n_fft", 1024)), "n_mels": int(fe.get("n_mels", 100)), "fmin": 0.0,
-              "fmax": float(sr // 2), "log_base": "e", "clamp": 1e-7, "normalize": "none"}
-    # what Vocos' mel is beyond those fields (torchaudio.transforms.MelSpectrogram's defaults + its padding)
-    needs = {"framing": f"{fe.get('padding', 'center')} (torch.stft center=True: samples // hop + 1 frames)"
-             if fe.get("padding", "center") == "center" else "same (reflect (n_fft - hop) / 2 each side)",
-             "mel_scale": "htk", "mel_norm": "none (no Slaney area normalisation)",
-             "magnitude": "|STFT| with no +1e-9 floor (power 1)"}
-    fields = set(MelConfig.__dataclass_fields__)
-    missing = [k for k in ("framing", "mel_scale", "mel_norm") if k not in fields]
-    if missing:
-        raise VocosImportError(
-            f"{source}: ganpipe's MelConfig cannot express Vocos' mel yet; it lacks "
-            + "; ".join(f"{k} = {needs[k]}" for k in missing)
-            + f" (and a {needs['magnitude']}). Without them every consumer would compute another mel "
-            "than the model was trained on, so the import is refused.")
-    return MelConfig.from_dict({**wanted, "framing": fe.get("padding", "center"), "mel_scale": "htk",
-                                "mel_norm": "none"})
+    sr, n_fft, hop = int(fe.get("sample_rate", 24000)), int(fe.get("n_fft", 1024)), int(fe.get("hop_length", 256))
+    padding = str(fe.get("padding", "center"))
+    if padding == "center":
+        framing = "center"
+    elif padding == "same" and (n_fft - hop) % 2 == 0:
+        framing = "jik876"  # reflect (n_fft - hop) / 2 on both sides, no crop: T // hop frames
+    elif padding == "same":
+        raise ImportModelError(f"{path}: feature_extractor padding 'same' with n_fft - hop_length = {n_fft - hop} "
+                               "(odd): Vocos pads (n_fft - hop) // 2 on both sides, one sample less than "
+                               "ganpipe's framings can express")
+    else:
+        raise ImportModelError(f"{path}: feature_extractor padding {padding!r}: Vocos knows 'center' and 'same'")
+    return MelConfig(sample_rate=sr, n_fft=n_fft, hop_length=hop, win_length=n_fft, n_mels=int(fe.get("n_mels", 100)),
+                     fmin=0.0, fmax=float(sr // 2), log_base="e", clamp=1e-7, normalize="none", framing=framing,
+                     stft_eps=0.0, mel_scale="htk", mel_norm="none")
 
 
-def load_state(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable / unsafe file: name it
-        raise VocosImportError(f"{path}: cannot load the Vocos weights ({type(exc).__name__}: {exc})") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]  # a Lightning checkpoint of VocosExp
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise VocosImportError(f"{path}: not a Vocos state dict (a mapping of tensor names to tensors)")
-    return state
+def _weights(path: Path) -> tuple[dict[str, torch.Tensor], int | None, list[str]]:
+    """The ``Vocos`` state dict of ``pytorch_model.bin`` (or of a VocosExp Lightning checkpoint), its
+    step count when known, and notes."""
+    obj = load_checkpoint(path, _WHAT)
+    steps, notes = None, []
+    if isinstance(obj.get("state_dict"), dict):  # a VocosExp (Lightning) training checkpoint
+        steps = obj["global_step"] if isinstance(obj.get("global_step"), int) else None
+        obj = obj["state_dict"]
+        notes.append("a VocosExp training checkpoint: its discriminators, loss modules and optimiser states are "
+                     "not imported")
+    if not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ImportModelError(f"{path}: not a {_WHAT}: not a state dict of tensors (it has "
+                               f"{sorted(map(str, obj))[:8]})")
+    return obj, steps, notes
 
 
-def vocos_generator(weights: str | Path, config: str | Path) -> tuple[ModelBundle, dict[str, dict[str, Any]]]:
-    """A ``vocos`` bundle built from ``config.yaml`` with ``pytorch_model.bin``'s weights loaded."""
+def read(checkpoint: Path, config: Path | None = None, stats: Path | None = None,
+         discriminator: Path | None = None) -> ImportedModel:
+    """``pytorch_model.bin`` + ``config.yaml`` as a ganpipe ``vocos`` bundle."""
+    from ganpipe.mlflow_store import file_sha256
+    from ganpipe.models import build
+    from ganpipe.models.reference_weights import WeightMappingError, from_vocos_generator
+
+    checkpoint = Path(checkpoint)
+    if config is None:
+        raise ImportModelError(f"{checkpoint}: a Vocos checkpoint needs its config.yaml (--config)")
+    if stats is not None:
+        raise ImportModelError(f"{stats}: Vocos models use no feature statistics (their mel is not normalised)")
+    if discriminator is not None:
+        raise ImportModelError(f"{discriminator}: --discriminator is not supported for Vocos (the published "
+                               "pytorch_model.bin holds the generator only)")
+    config = Path(config)
+    state, steps, notes = _weights(checkpoint)
     parts = read_config(config)
+    mel = mel_config(parts, config)
     try:
-        bundle = build("vocos", **model_overrides(parts))
-    except ValueError as exc:
-        raise VocosImportError(f"{config}: {exc}") from None
+        bundle = build(NAME, **model_overrides(parts))
+    except (ValueError, TypeError) as exc:
+        raise ImportModelError(f"{config}: its sizes do not make a ganpipe vocos: {exc}") from None
     try:
-        bundle.generator.load_state_dict(from_vocos_generator(load_state(weights), bundle.generator))
-    except WeightMappingError as exc:
-        raise VocosImportError(f"{weights}: {exc}") from None
+        bundle.generator.load_state_dict(from_vocos_generator(state, bundle.generator), strict=True)
+    except (WeightMappingError, RuntimeError) as exc:
+        raise ImportModelError(f"{checkpoint}: {exc}") from None
     bundle.generator.eval()
-    return bundle, parts
-
-
-def import_vocos(weights: str | Path, config: str | Path, out: str | Path) -> Path:
-    """Write ``out``, a ganpipe generator file of the published Vocos model (``source`` records the
-    format, the weights file and its sha256). :class:`VocosImportError` names the file and the reason."""
-    bundle, parts = vocos_generator(weights, config)
-    mel = vocos_mel_config(parts, config)
-    n = mel.n_mels
-    stats = {"mean": np.zeros(n, dtype=np.float32), "std": np.ones(n, dtype=np.float32)}  # unnormalised mel
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    generator_io.save_generator(out, bundle, bundle.generator, mel, stats, [], step=0, run_id=None,
-                                source={"format": FORMAT, "file": Path(weights).name, "sha256": digest,
-                                        "steps": None})
-    return Path(out)
+    zeros = np.zeros(mel.n_mels, dtype=np.float32)
+    source = {"format": NAME, "file": str(checkpoint), "sha256": file_sha256(checkpoint), "steps": steps}
+    return ImportedModel(bundle, mel, {"mean": zeros, "std": zeros + 1}, source, False,
+                         notes + ["generator only: Vocos publishes no discriminator weights"])
