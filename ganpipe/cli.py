@@ -156,7 +156,8 @@ def import_model(
     """Import a published vocoder checkpoint (jik876/hifi-gan; kan-bayashi/ParallelWaveGAN: HiFi-GAN,
     MelGAN, multi-band MelGAN, Parallel WaveGAN; NVIDIA/BigVGAN; gemelo-ai/vocos) as a ganpipe
     generator file: weights (and discriminators when given), architecture and the mel configuration
-    (and statistics) it was trained with. Use it with `ganpipe synthesize --model FILE`; --register scores and registers it."""
+    (and statistics) it was trained with. Use it with `ganpipe synthesize --model FILE`; --register
+    scores and registers it."""
     from ganpipe.importing import FORMATS, ImportModelError, import_model as run_import
 
     if fmt not in FORMATS:

@@ -23,7 +23,8 @@ Framing / padding rule (what makes audio and mel segments line up):
 
 Filterbank: Slaney-style mel scale with Slaney area normalisation (librosa's default), built by
 torchaudio; ``mel_scale: "htk"`` and ``mel_norm: "none"`` give torchaudio's ``MelSpectrogram``
-defaults instead (HTK scale, filters of peak 1), the mel of models imported from Vocos. Magnitude: ``sqrt(re^2 + im^2 + stft_eps)`` (``stft_eps`` 1e-9 by default; 0 = the plain
+defaults instead (HTK scale, filters of peak 1), the mel of models imported from Vocos.
+Magnitude: ``sqrt(re^2 + im^2 + stft_eps)`` (``stft_eps`` 1e-9 by default; 0 = the plain
 ``|X|`` of the ParallelWaveGAN toolkit). Compression: ``log(max(mel, clamp))`` in the
 configured base. Optional per-bin mean/variance normalisation uses statistics from the training
 split (``features/stats.npz``).
