@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT
 
 TINY_PIPELINE = {
     "dataset": {"demo": {"n_speakers": 2, "utterances_per_speaker": 5}},
-    "model": {"overrides": {"upsample_initial_channel": 16, "discriminator_channel_divisor": 32}},
+    "model": {"overrides": {"dim": 16, "intermediate_dim": 32, "num_layers": 2, "discriminator_channel_divisor": 32}},
     "train": {"steps": 6, "batch_size": 2, "segment_samples": 2048, "checkpoint_every": 3, "log_every": 2,
               "validate_every": 3, "num_workers": 0, "threads": 1,
               "discriminator_start_step": 3},  # both phases of the demo's training, D from step 3

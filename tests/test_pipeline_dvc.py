@@ -35,17 +35,17 @@ def test_dvc_repro_end_to_end(fresh_repo: Path, prefect_env: dict[str, str]):
     train = json.loads((repo / "metrics/train.json").read_text())
     assert train["steps"] == 6 and (repo / "models/generator.pt").is_file()
     ev = json.loads((repo / "metrics/eval.json").read_text())
-    assert ev["utterances"] == 1 and ev["mcd"] > 0 and ev["variant"] == "hifigan_v3"
+    assert ev["utterances"] == 1 and ev["mcd"] > 0 and ev["variant"] == "vocos"
     assert ev["griffin_lim"]["iterations"] == 32 and ev["griffin_lim"]["mcd"] > 0  # the baseline beside it
     assert list((repo / "reports/eval/samples").glob("*_griffin_lim.wav"))
-    assert list((repo / "checkpoints").glob("hifigan_v3-*/step_*.pt"))
+    assert list((repo / "checkpoints").glob("vocos-*/step_*.pt"))
     assert "metrics/eval.json" in run(["dvc", "metrics", "show"], repo, env)
     reg = json.loads((repo / "metrics/register.json").read_text())
-    assert reg["decision"] == "champion" and reg["model_name"] == "ganpipe-demo-hifigan_v3"  # first version
+    assert reg["decision"] == "champion" and reg["model_name"] == "ganpipe-demo-vocos"  # first version
 
     # a consumer loads the champion from the registry and synthesises audio (copy-synthesis of a clip)
     clip = sorted((repo / "data/prepared/wavs").rglob("*.wav"))[0]
-    run(["ganpipe", "synthesize", "--model", "models:/ganpipe-demo-hifigan_v3@champion", "--wav", str(clip),
+    run(["ganpipe", "synthesize", "--model", "models:/ganpipe-demo-vocos@champion", "--wav", str(clip),
          "-o", str(repo / "out.wav")], repo, env)
     ref, ref_rate = sf.read(clip)
     audio, rate = sf.read(repo / "out.wav")

@@ -25,7 +25,7 @@ from tests._prefect_server import start_server, stop, wait_healthy, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
-MODEL = "ganpipe-demo-hifigan_v3"
+MODEL = "ganpipe-demo-vocos"
 
 
 def registry(repo: Path):

@@ -30,10 +30,10 @@ def test_every_stage_depends_on_validate():
 
 @pytest.mark.parametrize("change, needles", [
     ({"dataset": {"name": "demoo"}}, ["dataset.name", "'ljspeech'"]),
-    ({"model": {"overrides": {"upsample_initial_chanel": 32}}}, ["model.overrides", "upsample_initial_chanel",
-                                                                 "allowed", "upsample_initial_channel"]),
+    ({"model": {"overrides": {"intermediate_dimm": 32}}}, ["model.overrides", "intermediate_dimm",
+                                                            "allowed", "intermediate_dim"]),
     ({"train": {"segment_samples": 1000}}, ["train.segment_samples", "multiple of the hop length (256)"]),
-    ({"model": {"overrides": {"dc_block_hz": -5}}}, ["model.overrides", "dc_block_hz must be 0 (off)"]),
+    ({"model": {"overrides": {"padding": "valid"}}}, ["model.overrides", "padding must be one of"]),
 ])
 def test_validate_names_the_key_and_the_allowed_values(tmp_path: Path, change: dict, needles: list[str]):
     params = write_params(tmp_path / "params.yaml", change)
