@@ -71,7 +71,7 @@ def jik876_reference(g_file: Path, config: dict[str, Any], wav: np.ndarray) -> t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         generator = oracles.hifigan_models().Generator(h)
-    generator.load_state_dict(torch.load(g_file, map_location="cpu")["generator"])
+    generator.load_state_dict(torch.load(g_file, map_location="cpu", weights_only=True)["generator"])
     generator.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

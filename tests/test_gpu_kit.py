@@ -99,7 +99,8 @@ def test_kit_dry_run_reaches_every_section_without_cuda_or_tracking(tmp_path):
     assert all(r["x_real_time"] > 0 for r in rows)
     e2e = sections["end_to_end"]
     assert e2e["train"]["steps"] == 2 and e2e["evaluate"]["utterances"] + e2e["evaluate"]["skipped"] == 1
-    assert set(e2e["stage_seconds"]) >= {"prepare", "features", "evaluate"}
+    stages_timed = set(e2e["stage_seconds"])  # which stages the kit timed (not how long they took)
+    assert stages_timed >= {"prepare", "features", "evaluate"}
     assert "SKIPPED" in (tmp_path / "kit.log").read_text()  # the skipped parts say so in the log
 
 

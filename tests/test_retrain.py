@@ -46,7 +46,8 @@ with open("commands.log", "a") as log:
 
 
 def project(root: Path, template: Path, seeds: list[int]) -> Path:
-    make_project(root, template, {"retries": 2, "retry_delay_seconds": 0})
+    # the generators are HiFi-GAN V3 files, params.yaml's default variant is not: name the model
+    make_project(root, template, {"retries": 2, "retry_delay_seconds": 0, "model_name": MODEL})
     (root / "install.py").write_text(INSTALL)
     for s in seeds:
         make_generator(root / "gens" / f"g{s}.pt", seed=s)

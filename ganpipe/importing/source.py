@@ -127,10 +127,10 @@ def choose_variant(candidates: tuple[str, ...], overrides: dict[str, Any], fallb
     published V2 is called ``hifigan_v2``), else ``fallback`` (built with the overrides)."""
     from ganpipe.models import default_config
 
-    for variant in candidates:
-        default = default_config(variant)
+    for candidate in candidates:
+        default = default_config(candidate)
         if all(getattr(default, k) == v for k, v in overrides.items()):
-            return variant
+            return candidate
     return fallback
 
 
