@@ -20,14 +20,13 @@ generator file is written atomically, only after everything succeeded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ganpipe.importing.source import ImportedModel, ImportModelError, load_checkpoint
+from ganpipe.importing.source import ImportedModel, ImportModelError, load_checkpoint, read_json, state_dict_in
 from ganpipe.mel import MelConfig
 
 NAME = "bigvgan"
@@ -46,26 +45,6 @@ _CQTD = {"cqtd_filters": 32, "cqtd_max_filters": 1024, "cqtd_filters_scale": 1, 
 
 def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
-
-
-def _state_dict(obj: dict[str, Any], key: str, path: Path, what: str) -> dict[str, torch.Tensor]:
-    value = obj.get(key)
-    if not isinstance(value, dict) or not all(isinstance(v, torch.Tensor) for v in value.values()):
-        raise ImportModelError(f"{path}: not a {what}: no state dict of tensors under {key!r} "
-                                 f"(it has {sorted(map(str, obj))})")
-    return value
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ImportModelError(f"{path}: BigVGAN config.json not found")
-    try:
-        config = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ImportModelError(f"{path}: not a JSON config: {exc}") from None
-    if not isinstance(config, dict):
-        raise ImportModelError(f"{path}: not a BigVGAN config (a JSON object)")
-    return config
 
 
 def model_overrides(config: dict[str, Any], path: Path) -> tuple[str, dict[str, Any]]:
@@ -124,9 +103,9 @@ def read(checkpoint: Path, config: Path | None = None, stats: Path | None = None
     if stats is not None:
         raise ImportModelError(f"{stats}: BigVGAN models use no feature statistics")
     config = Path(config)
-    generator_state = _state_dict(load_checkpoint(checkpoint, "BigVGAN generator (bigvgan_generator.pt)"), "generator",
-                                  checkpoint, "BigVGAN generator (bigvgan_generator.pt)")
-    cfg = read_config(config)
+    what = "BigVGAN generator (bigvgan_generator.pt)"
+    generator_state = state_dict_in(load_checkpoint(checkpoint, what), ("generator",), checkpoint, what)
+    cfg = read_json(config, "BigVGAN config.json")
     variant, overrides = model_overrides(cfg, config)
     mel = mel_config(cfg, config)
     try:
@@ -146,7 +125,7 @@ def read(checkpoint: Path, config: Path | None = None, stats: Path | None = None
         discriminator = Path(discriminator)
         what = "BigVGAN discriminator checkpoint (bigvgan_discriminator_optimizer.pt)"
         do = load_checkpoint(discriminator, what)
-        mpd, mrd = _state_dict(do, "mpd", discriminator, what), _state_dict(do, "mrd", discriminator, what)
+        mpd, mrd = (state_dict_in(do, (key,), discriminator, what) for key in ("mpd", "mrd"))
         load(bundle.discriminators, rw.from_bigvgan_discriminators, discriminator, mpd, mrd)
         steps = int(do["steps"]) if isinstance(do.get("steps"), int) else None
         notes.append("discriminators imported; the optimiser states (optim_g, optim_d) are not")
