@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_inference import (CpuLoad, DEFAULT_DATA, alternate, describe_load, load_mel, machine_info,  # noqa: E402
-                             paired_speedup)
+from bench_inference import DEFAULT_DATA, CpuLoad, alternate, describe_load, load_mel, machine_info, paired_speedup  # noqa: E402
+
 from ganpipe.inference import max_abs_diff, prepare_for_inference, reference_module  # noqa: E402
 from ganpipe.models import build  # noqa: E402
 from ganpipe.models import reference_weights as rw  # noqa: E402

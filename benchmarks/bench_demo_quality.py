@@ -53,7 +53,7 @@ def main() -> None:
     from ganpipe.evaluation import evaluate_vocoder
     from ganpipe.generator_io import load_generator
     from ganpipe.prepare import read_manifest
-    from ganpipe.training.trainer import TrainPaths, Trainer
+    from ganpipe.training.trainer import Trainer, TrainPaths
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,7 +3,7 @@ the ParallelWaveGAN toolkit) — generator max |Δ| and discriminator max |Δ| (
 maps, the architecture tests' comparisons), worst loss-term relative difference and worst weight
 difference after one training step (relative to the tensor's largest weight; the step tests').
 
-Runs the assertions of tests/test_reference_architecture.py and tests/reference_step.py and
+Runs the assertions of tests/reference/test_reference_architecture.py and tests/support/reference_step.py and
 records the differences they check. Needs the oracle packages (scripts/test.sh installs them) and
 ../shared. Usage: python benchmarks/bench_reference_equivalence.py  (prints a Markdown table)
 """

@@ -268,7 +268,7 @@ def main() -> None:
             t0 = time.perf_counter()
             try:
                 res = bench_variant(variant, configs, args, paths, device)
-            except Exception as exc:  # report and go on with the other variants
+            except Exception as exc:  # noqa: BLE001 - report and go on with the other variants
                 print(f"\n{variant}: FAILED {type(exc).__name__}: {exc}")
                 results.append({"variant": variant, "error": f"{type(exc).__name__}: {exc}"})
                 continue

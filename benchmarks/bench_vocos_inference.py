@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_inference import CpuLoad, alternate, describe_load, load_mel, machine_info  # noqa: E402
+from bench_inference import CpuLoad, alternate, describe_load, load_mel, machine_info
 
-from ganpipe.inference import prepare_for_inference, reference_module  # noqa: E402
-from ganpipe.models import build  # noqa: E402
-from ganpipe.models import reference_weights as rw  # noqa: E402
+from ganpipe.inference import prepare_for_inference, reference_module
+from ganpipe.models import build
+from ganpipe.models import reference_weights as rw
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -51,7 +51,7 @@ def main() -> None:
 
     mel, clip, config = load_mel(args.data, args.seconds, None)
     seconds = mel.shape[-1] * config.hop_length / config.sample_rate
-    fns, outputs = {}, {}
+    fns = {}
 
     # Vocos: the reference package at vocos.yaml's sizes (80 input bands, 'same' padding), ours mapped from it
     y = yaml.safe_load((REFERENCE / "vocos" / "vocos.yaml").read_text())["model"]["init_args"]

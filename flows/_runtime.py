@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -66,6 +67,6 @@ def run_cli(flow_fn: Callable[..., Any], ap: argparse.ArgumentParser,
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         flow_fn(params_path=str(Path(args.params)), **(extra(args) if extra else {}))
-    except Exception as exc:  # the flow's logs above hold the details and traceback
+    except Exception as exc:  # noqa: BLE001 - the flow's logs above hold the details and traceback
         print(f"error: {flow_fn.__name__} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

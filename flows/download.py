@@ -29,7 +29,7 @@ from flows._runtime import cli_main, publish
 from ganpipe.atomic import write_json
 from ganpipe.audio import AUDIO_EXTENSIONS
 from ganpipe.config import DatasetParams, load_params
-from ganpipe.datasets import demo, demo_music, download, extract, inventory, registry, remote_zip
+from ganpipe.datasets import corpora, demo, demo_music, download, extract, inventory, remote_zip
 
 DOWNLOAD_CACHE = Path("data/cache/downloads")
 HASH_CACHE = Path("data/cache/file-hashes.json")
@@ -43,7 +43,7 @@ def _retry_if_transient(task, task_run, state) -> bool:
 
 
 @task(name="fetch-archive", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient)
-def fetch_archive(spec: registry.ArchiveSpec, dest: Path, url: str, chunk_bytes: int, timeout: float) -> Path:
+def fetch_archive(spec: corpora.ArchiveSpec, dest: Path, url: str, chunk_bytes: int, timeout: float) -> Path:
     return download.fetch(url, dest, size_bytes=spec.size_bytes, checksum_algo=spec.checksum_algo,
                           checksum=spec.checksum, chunk_bytes=chunk_bytes, timeout=timeout)
 
@@ -74,7 +74,7 @@ def generate_demo_music(out_dir: Path, ds: DatasetParams) -> list[Path]:
 
 def _full_download(ds: DatasetParams, out: Path, cache_dir: Path) -> list[dict]:
     dl = ds.download
-    archives = registry.archives_for(ds.name, ds.libritts_subsets)
+    archives = corpora.archives_for(ds.name, ds.libritts_subsets)
     if dl.url_override and len(archives) != 1:
         raise ValueError(f"dataset.download.url_override needs a single-archive dataset; "
                          f"{ds.name} has {len(archives)} archives here")
@@ -85,7 +85,7 @@ def _full_download(ds: DatasetParams, out: Path, cache_dir: Path) -> list[dict]:
         archive = fetch(spec, cache_dir / spec.filename, url, dl.chunk_bytes, dl.timeout_seconds)
         target = out / spec.stem
         extract_archive(archive, target, spec.checksum)
-        sources.append({"root": str(target), "layout": registry.get_dataset(ds.name).layout,
+        sources.append({"root": str(target), "layout": corpora.get_dataset(ds.name).layout,
                         "archive": spec.filename, "url": url, "checksum": spec.checksum})
     return sources
 
@@ -96,7 +96,7 @@ def _maestro_partial(ds: DatasetParams, out: Path, cache_dir: Path, logger) -> d
     size and CRC-32 are not fetched again) and copied into ``data/raw/maestro/<stem>/``. None when
     the server ignores Range and ``maestro_without_range`` is ``full`` (the caller downloads it all)."""
     dl = ds.download
-    spec = registry.archives_for("maestro")[0]
+    spec = corpora.archives_for("maestro")[0]
     url = dl.url_override or spec.url
     cache = cache_dir / f"{spec.filename}.members"
     fetch = fetch_maestro_members.with_options(retries=dl.retries, retry_delay_seconds=dl.retry_delay_seconds)

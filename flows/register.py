@@ -9,7 +9,7 @@ evaluated the same way (same mel configuration and evaluation set) on ``registry
 the rule says. Re-running for the same generator file creates nothing new and re-evaluates the
 promotion (after a commit, ``ganpipe register`` promotes what ``dvc repro`` registered as candidate).
 The decision and the registry's aliases go to metrics/register.json (DVC metric), the version's
-tags, the log and a Prefect artifact. See ganpipe/promotion.py and ganpipe/registry.py (rules), and
+tags, the log and a Prefect artifact. See ganpipe/promotion.py and ganpipe/model_registry.py (rules), and
 ganpipe/serving.py (the model's input/output contract).
 """
 
@@ -24,9 +24,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._runtime import publish, run_cli
 from ganpipe.config import Params, load_params
-from ganpipe.promotion import Source
 from ganpipe.mlflow_store import is_transient
-from ganpipe.registry import register_generator, write_register_json
+from ganpipe.model_registry import register_generator, write_register_json
+from ganpipe.promotion import Source
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -28,7 +28,7 @@ candidate (unless ``registry.promote_from: any``).
 
 Every DVC command runs under a project file lock (``.dvc/tmp/ganpipe-dvc.lock``), so two retrains
 started at once run their DVC steps one after the other; registrations have their own lock
-(ganpipe/registry.py). Transient failures (DVC's own lock held by another process, a busy
+(ganpipe/model_registry.py). Transient failures (DVC's own lock held by another process, a busy
 database, a network reset) are retried by Prefect (``registry.retries``, ``registry.retry_delay_seconds``);
 any other failure stops the flow with the command, exit code and the end of its output, and
 publishes a ``retrain-summary`` artifact. Nothing is registered or promoted before the pipeline
@@ -51,17 +51,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from filelock import Timeout
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows._runtime import publish, run_cli
 from flows.register import register_in_flow, retry_transient, summary_rows
 from ganpipe.config import load_params
-from filelock import Timeout
-
-from ganpipe.promotion import Source, promotion_source
 from ganpipe.mlflow_store import TransientError, file_lock, is_transient
-from ganpipe.registry import champion
+from ganpipe.model_registry import champion
+from ganpipe.promotion import Source, promotion_source
 
 DEPLOYMENT_NAME = "ganpipe-retrain"
 
@@ -196,11 +195,11 @@ def retrain_flow(project_dir: str = ".", params_path: str = "params.yaml", pull:
 
 def serve(name: str, cron: str, timezone: str, parameters: dict[str, Any]) -> None:
     """Create the scheduled deployment ``retrain/<name>`` and execute its runs (blocks)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from prefect.schedules import Cron
     from prefect.settings import PREFECT_API_URL
     from prefect.types.entrypoint import EntrypointType
-
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         ZoneInfo(timezone)

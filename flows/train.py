@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE

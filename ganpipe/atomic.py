@@ -12,8 +12,9 @@ import contextlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def _create_temporary(target: Path, suffix: str) -> Path:

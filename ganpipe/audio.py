@@ -38,7 +38,7 @@ def read_audio(path: str | Path, mono: bool = True) -> tuple[np.ndarray, int]:
         raise AudioError(path, f"corrupt WAV file, truncated: {truncated}")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError
+    except Exception as exc:  # noqa: BLE001 - soundfile raises LibsndfileError/RuntimeError/TypeError
         raise AudioError(path, f"unreadable audio ({type(exc).__name__}: {exc})") from None
     if mono:
         data = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]

@@ -158,7 +158,8 @@ def import_model(
     generator file: weights (and discriminators when given), architecture and the mel configuration
     (and statistics) it was trained with. Use it with `ganpipe synthesize --model FILE`; --register
     scores and registers it."""
-    from ganpipe.importing import FORMATS, ImportModelError, import_model as run_import
+    from ganpipe.importing import FORMATS, ImportModelError
+    from ganpipe.importing import import_model as run_import
 
     if fmt not in FORMATS:
         typer.secho(f"error: unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}", fg="red", err=True)
@@ -178,7 +179,7 @@ def import_model(
     summary: dict = result.to_dict()
     if register:
         from ganpipe.importing.registration import register_imported
-        from ganpipe.registry import RegistryError
+        from ganpipe.model_registry import RegistryError
 
         try:
             registration, metrics = register_imported(out, load_params(params), ".", name, eval_dir, promote)
@@ -316,7 +317,8 @@ def synthesize(
     reported by name instead of producing wrong audio; options of the other kind of model are refused."""
     import numpy as np
 
-    from ganpipe.audio import AudioError, read_audio, resample as resample_audio, write_audio
+    from ganpipe.audio import AudioError, read_audio, write_audio
+    from ganpipe.audio import resample as resample_audio
     from ganpipe.synthesis import SynthesisError, UnconditionalGenerator, describe, load_model
 
     def fail(message: str) -> None:
@@ -392,7 +394,7 @@ def synthesize(
                            "seconds": round(audio.shape[-1] / voc.sample_rate, 3), "model": model}))
 
 
-def _write_clips(out: Path, clips, sample_rate: int, model: str) -> None:  # noqa: ANN001 - numpy array
+def _write_clips(out: Path, clips, sample_rate: int, model: str) -> None:
     """One clip -> ``out`` (a .wav file) or ``out/clip_000.wav``; several -> ``out/clip_NNN.wav``
     (``out`` a folder) or ``NAME_NNN.wav`` beside ``out`` = ``NAME.wav``."""
     from ganpipe.audio import write_audio

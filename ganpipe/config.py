@@ -8,7 +8,7 @@ offending key (dotted path) and, where the choice is closed, the allowed values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -50,7 +50,7 @@ class DemoParams(_Strict):
     seed: int = 1234
 
     @model_validator(mode="after")
-    def _range(self) -> "DemoParams":
+    def _range(self) -> DemoParams:
         if self.max_seconds < self.min_seconds:
             raise ValueError("max_seconds must be >= min_seconds")
         return self
@@ -67,7 +67,7 @@ class DemoMusicParams(_Strict):
     seed: int = 1234
 
     @model_validator(mode="after")
-    def _range(self) -> "DemoMusicParams":
+    def _range(self) -> DemoMusicParams:
         if self.max_seconds < self.min_seconds:
             raise ValueError("max_seconds must be >= min_seconds")
         return self
@@ -103,7 +103,7 @@ class DatasetParams(_Strict):
     download: DownloadParams = DownloadParams()
 
     @model_validator(mode="after")
-    def _local(self) -> "DatasetParams":
+    def _local(self) -> DatasetParams:
         if not self.local_dir:
             raise ValueError("dataset.local_dir must be a folder (default data/local): dvc.yaml's "
                              "download stage depends on it")
@@ -118,7 +118,7 @@ class DatasetParams(_Strict):
 class ClipParams(_Strict):
     """Long audio (music) cut into training clips by the prepare stage (ganpipe/prepare.py)."""
 
-    # auto: on for corpora of long pieces (ganpipe.datasets.registry: maestro, demo_music), off for
+    # auto: on for corpora of long pieces (ganpipe.datasets.corpora: maestro, demo_music), off for
     # the speech corpora; true/false force it.
     enabled: Literal["auto"] | bool = "auto"
     seconds: float = Field(4.0, ge=0.5, le=600.0)  # longest clip; each ends at the quietest moment of its last quarter
@@ -172,7 +172,7 @@ class MelParams(_Strict):
     normalize: Literal["none", "meanvar"] | None = None
 
     @model_validator(mode="after")
-    def _custom_complete(self) -> "MelParams":
+    def _custom_complete(self) -> MelParams:
         if self.preset == "custom":
             missing = [k for k in MEL_PRESETS["hifigan"] if getattr(self, k) is None]
             if missing:
@@ -209,7 +209,7 @@ class SplitParams(_Strict):
     list_file: str | None = None
 
     @model_validator(mode="after")
-    def _sum(self) -> "SplitParams":
+    def _sum(self) -> SplitParams:
         if self.valid_fraction + self.test_fraction >= 1.0:
             raise ValueError("valid_fraction + test_fraction must be < 1")
         return self
@@ -251,7 +251,7 @@ class ModelParams(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _ac(self) -> "ModelParams":
+    def _ac(self) -> ModelParams:
         if self.ac_gan and self.conditioning == "none":
             raise ValueError("model.ac_gan needs model.conditioning: labels")
         return self
@@ -294,7 +294,7 @@ class TrainParams(_Strict):
     lambda_ac: float = Field(1.0, ge=0.0)
     critic_steps: int | Auto = "auto"  # discriminator updates per generator update
     discriminator_start_step: int | Auto = "auto"  # two-stage training: G alone before this step
-    mel_loss_fmax: Annotated[float, Field(gt=0.0)] | None | Auto = "auto"  # mel L1 loss band's top (Hz); null = full band
+    mel_loss_fmax: Annotated[float, Field(gt=0.0)] | None | Auto = "auto"  # mel L1 loss top (Hz); null: full band
     # the mel L1 loss: jik876 (the feature mel's frames), centred (the toolkit's), multiscale (BigVGAN-v2's 7 scales),
     # torchaudio (Vocos' loss mel)
     mel_loss_framing: Literal["auto", "jik876", "centred", "multiscale", "torchaudio"] = "auto"
@@ -324,7 +324,7 @@ class TrainParams(_Strict):
     fine_tune_discriminator: bool = False
 
     @model_validator(mode="after")
-    def _fine_tune(self) -> "TrainParams":
+    def _fine_tune(self) -> TrainParams:
         if self.fine_tune_discriminator and not self.fine_tune_from:
             raise ValueError("train.fine_tune_discriminator needs train.fine_tune_from (the file whose "
                              "discriminators to start from)")
@@ -353,7 +353,7 @@ class TrackingParams(_Strict):
 
 
 # Metrics a registry can promote on (the keys of metrics/eval.json; kept in step with
-# ganpipe.metrics.METRIC_KEYS by tests/test_registry.py). Unconditional variants: frechet_mel, ndb_fraction.
+# ganpipe.metrics.METRIC_KEYS by tests/registry/test_registry.py). Unconditional variants: frechet_mel, ndb_fraction.
 # auto: mcd for vocoders, frechet_mel for unconditional variants (ganpipe.promotion.primary_metric_for).
 PrimaryMetric = Literal["auto", "mcd", "mrstft", "logmel_l1", "pesq", "f0_rmse_cents", "vuv_f1",
                         "frechet_mel", "ndb_fraction"]
@@ -389,7 +389,7 @@ class RegistryParams(_Strict):
     retry_delay_seconds: float = Field(10.0, ge=0.0)
 
     @model_validator(mode="after")
-    def _aliases(self) -> "RegistryParams":
+    def _aliases(self) -> RegistryParams:
         if self.candidate_alias == self.champion_alias:
             raise ValueError("registry.candidate_alias and registry.champion_alias must differ")
         for alias in (self.candidate_alias, self.champion_alias):
@@ -416,7 +416,7 @@ class Params(_Strict):
     registry: RegistryParams = RegistryParams()
 
     @model_validator(mode="after")
-    def _cross(self) -> "Params":
+    def _cross(self) -> Params:
         if self.mel.preset == "from_model":  # the model's own mel: checked against audio.* at validate
             if not self.train.fine_tune_from:
                 raise ValueError("mel.preset 'from_model' needs train.fine_tune_from (the model whose mel "
@@ -436,7 +436,7 @@ class Params(_Strict):
             raise ValueError(f"mel.hop_length ({mel['hop_length']}) must be <= mel.win_length")
         return self
 
-    def mel_config(self) -> "MelConfig":
+    def mel_config(self) -> MelConfig:
         """The mel of params.yaml (``mel.preset: from_model``: a ValueError; the model's mel is read by
         ganpipe.training.starting_model.resolve_feature_mel)."""
         from ganpipe.mel import MelConfig

@@ -290,7 +290,8 @@ def score_folders(ref_dir: str | Path, gen_dir: str | Path) -> dict[str, Any]:
             raise FileNotFoundError(f"folder not found: {d}")
     refs = {p.name: p for p in sorted(ref_dir.glob("*.wav")) if not p.name.startswith(".")}
     gens = {p.name: p for p in sorted(gen_dir.glob("*.wav")) if not p.name.startswith(".")}
-    skipped = [{"file": str(gen_dir / n), "reason": "no reference with this name"} for n in sorted(set(gens) - set(refs))]
+    skipped = [{"file": str(gen_dir / n), "reason": "no reference with this name"}
+               for n in sorted(set(gens) - set(refs))]
     skipped += [{"file": str(ref_dir / n), "reason": "no generated file with this name"}
                 for n in sorted(set(refs) - set(gens))]
     per: dict[str, dict[str, float]] = {}

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,7 @@ class FeatureMel:
         write_text(path, json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n")
 
     @classmethod
-    def read(cls, path: str | Path) -> "FeatureMel":
+    def read(cls, path: str | Path) -> FeatureMel:
         import json
 
         path = Path(path)
@@ -154,7 +155,7 @@ def _load(job: FeatureJob, sample_rate: int) -> np.ndarray:
                 wav = fh.read(dtype="int16", always_2d=False).astype(np.float32) * np.float32(1 / 32768)
             else:
                 wav = fh.read(dtype="float32", always_2d=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported by name
         raise FeatureError(f"{job.wav_path}: unreadable ({type(exc).__name__}: {exc})") from None
     if sr != sample_rate:
         raise FeatureError(f"{job.wav_path}: sample rate {sr} Hz, but mel sample_rate is {sample_rate} Hz "

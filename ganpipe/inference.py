@@ -62,7 +62,7 @@ from torch import Tensor, nn
 Backend = Literal["auto", "onnxruntime", "torch", "compile"]
 BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "torch", "compile")
 # The one tolerance of an ONNX (or compiled) path against the reference forward: here, at registration
-# (ganpipe/registry.py) and in the served model's contract (ganpipe/serving.py).
+# (ganpipe/model_registry.py) and in the served model's contract (ganpipe/serving.py).
 DEFAULT_ATOL = 1e-4
 ONNX_BACKEND = "onnxruntime"  # the backend name everywhere (the served model also accepts "onnx")
 _PROBE_FRAMES = 32
@@ -333,7 +333,7 @@ def prepare_for_inference(generator: nn.Module, *, backend: Backend | str = "aut
 
 
 # Prepared modules of plain generators passed to synthesize(), reused while their weights are unchanged.
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, InferenceGenerator]]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, InferenceGenerator]] = weakref.WeakKeyDictionary()
 
 
 def _fingerprint(generator: nn.Module, backend: str, device: torch.device | None) -> tuple:

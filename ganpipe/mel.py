@@ -40,7 +40,6 @@ from typing import Any
 import torch
 import torchaudio
 
-
 FRAMINGS = ("hifigan", "jik876", "center")
 MEL_SCALES = ("slaney", "htk")  # torchaudio.functional.melscale_fbanks(mel_scale=)
 MEL_NORMS = ("slaney", "none")  # Slaney area normalisation of each filter, or none (peak 1)
@@ -76,14 +75,14 @@ class MelConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> MelConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ValueError(f"unknown mel parameter(s): {', '.join(unknown)}")
         return cls(**data)
 
-    def diff(self, other: "MelConfig") -> dict[str, tuple[Any, Any]]:
+    def diff(self, other: MelConfig) -> dict[str, tuple[Any, Any]]:
         """Parameters whose values differ: ``{name: (self_value, other_value)}``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}

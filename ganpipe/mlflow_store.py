@@ -2,7 +2,7 @@
 its relative sqlite database and artifact folder made absolute) and what comes out of it (the
 generator file of a registered model, ``models:/NAME@alias`` / ``models:/NAME/3``, checked against
 its registered hash), and how writers take turns on it (the registration lock; which failures are
-worth retrying). No registration, no promotion (ganpipe/registry.py, ganpipe/promotion.py),
+worth retrying). No registration, no promotion (ganpipe/model_registry.py, ganpipe/promotion.py),
 no model packaging: training (fine-tuning from a registered model) and synthesis use only this.
 """
 

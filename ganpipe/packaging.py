@@ -1,7 +1,7 @@
 """Model packaging: a trained generator as an MLflow pyfunc model folder — the loader
 (ganpipe/serving.py), the generator file, the ONNX export checked against torch (ganpipe/inference.py's
 exporter, session builder and tolerance), the ganpipe sources, the metadata and input example of its
-kind. No MLflow store, no registration, no promotion (ganpipe/registry.py logs and registers what this
+kind. No MLflow store, no registration, no promotion (ganpipe/model_registry.py logs and registers what this
 lays out).
 """
 
@@ -40,8 +40,14 @@ def export_checked_onnx(loaded: Any, path: Path) -> str | None:
     import numpy as np
     import torch
 
-    from ganpipe.inference import DEFAULT_ATOL, _draws_noise, export_latent_onnx, export_onnx, onnx_session
-    from ganpipe.inference import reference_module
+    from ganpipe.inference import (
+        DEFAULT_ATOL,
+        _draws_noise,
+        export_latent_onnx,
+        export_onnx,
+        onnx_session,
+        reference_module,
+    )
 
     b = loaded.bundle
     if b.kind == "vocoder" and _draws_noise(loaded.generator):

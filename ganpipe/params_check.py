@@ -17,7 +17,6 @@ architecture against ``model.*``; :func:`resolve` returns that mel for ``data/me
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ganpipe.config import ConfigError, Params, load_params
@@ -30,8 +29,8 @@ if TYPE_CHECKING:
 STAMP_TEXT = "params.yaml is valid (ganpipe validate)\n"
 
 
-def check_model(params: Params, source: str = "params.yaml", mel: "FeatureMel | None" = None,
-                start: "StartingModel | None" = None) -> None:
+def check_model(params: Params, source: str = "params.yaml", mel: FeatureMel | None = None,
+                start: StartingModel | None = None) -> None:
     """Build the model the train stage would build (no weights allocated); a bad value -> ConfigError.
     ``mel``: the features' mel (default: params.yaml's); ``start``: the starting model to compare with."""
     import torch
@@ -58,7 +57,7 @@ def check_model(params: Params, source: str = "params.yaml", mel: "FeatureMel | 
             raise ConfigError(f"{source}: {start.explain(problems)}")
 
 
-def resolve(path: str | Path = "params.yaml") -> tuple[Params, "FeatureMel"]:
+def resolve(path: str | Path = "params.yaml") -> tuple[Params, FeatureMel]:
     """All of ``path`` validated (schema, the starting model of mel.preset from_model, then the model)
     and the features' mel; raises :class:`ConfigError` naming the key."""
     from ganpipe.features import FeatureMel

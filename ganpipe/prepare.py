@@ -63,11 +63,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import soundfile as sf
 from tqdm import tqdm
 
 from ganpipe.atomic import atomic_path, write_json
-import soundfile as sf
-
 from ganpipe.audio import AudioError, read_audio, resample, write_audio
 from ganpipe.config import AudioParams, SplitParams
 from ganpipe.datasets.types import SourceUtterance
@@ -428,7 +427,7 @@ def clips_enabled(audio: AudioParams, dataset_name: str) -> bool:
     means: when the dataset is one of long pieces (``DatasetSpec.long_audio``: music)."""
     if audio.clips.enabled != "auto":
         return bool(audio.clips.enabled)
-    from ganpipe.datasets.registry import get_dataset
+    from ganpipe.datasets.corpora import get_dataset
 
     return get_dataset(dataset_name).long_audio
 

@@ -1,6 +1,6 @@
 """Promotion policy of the registry: where a model may become champion from, and what it may be compared with.
 
-Two questions, answered before any metric is compared (:mod:`ganpipe.registry` applies them):
+Two questions, answered before any metric is compared (:mod:`ganpipe.model_registry` applies them):
 
 * **Source** (:func:`promotion_source`): a version may displace the champion only when it was made
   on the project's main line, that is
@@ -45,9 +45,10 @@ import json
 import math
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # Environment variables DVC sets for the stage commands of `dvc exp run` (dvc.env).
 EXPERIMENT_ENV = ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV")

@@ -1,7 +1,7 @@
 """Where a registered generator came from: a content hash of its file (the same weights give the
 same hash whatever bytes ``torch.save`` wrote) and the version of the code and data it was made from
 (git commit, uncommitted changes, the dvc.lock hashes of the prepared audio and the features).
-Recorded as tags of every registered version (:mod:`ganpipe.registry`)."""
+Recorded as tags of every registered version (:mod:`ganpipe.model_registry`)."""
 
 from __future__ import annotations
 

@@ -405,13 +405,13 @@ class GanGeneratorModel(PythonModel):
     # tells MLflow not to look for type hints on predict() (and not to warn about their absence).
     _skip_type_hint_validation = True
 
-    def load_context(self, context):  # noqa: ANN001 - no annotations: MLflow would read them as a signature
+    def load_context(self, context):
         from ganpipe.generator_io import load_generator
 
         artifacts = context.artifacts
         self.core = make_core(load_generator(artifacts["generator"]), artifacts.get("onnx"))
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001 - see load_context
+    def predict(self, context, model_input, params=None):
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 

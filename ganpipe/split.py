@@ -37,7 +37,7 @@ class SplitError(ValueError):
 
 
 def _rank_key(seed: int, utt_id: str) -> bytes:
-    return hashlib.blake2b(f"{seed}\x00{utt_id}".encode("utf-8"), digest_size=16).digest()
+    return hashlib.blake2b(f"{seed}\x00{utt_id}".encode(), digest_size=16).digest()
 
 
 def _round_half_up(x: float) -> int:

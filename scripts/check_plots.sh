@@ -10,7 +10,7 @@
 # it) and resolves no host name (--host-resolver-rules). A page that fetches its JavaScript from a
 # CDN (DVC's Vega-Lite plots) renders blank here, as it would offline. The screenshot is written
 # beside the page (SCREENSHOT=... to change); exit status 0 = curves seen, 1 = blank, 2 = cannot check.
-# tests/test_training_plots.py runs this script (skipped, saying why, where Chromium is absent).
+# tests/training/test_training_plots.py runs this script (skipped, saying why, where Chromium is absent).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"  # ganpipe.plots.CURVE_COLOR below

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test command: set up the environment, install the test-only reference oracles
-# (requirements-test.lock, a stamp of their own), then run the test suite. Extra arguments go to pytest.
+# and the linter (requirements-test.lock, a stamp of their own), then run ruff and the test suite. Extra arguments go to pytest.
 #   ./scripts/test.sh            the full suite (what CI runs)
 #   ./scripts/test.sh --quick    the unit tier: -m "not slow and not network" (no server, no subprocess
 #                                pipeline, no training beyond a few steps)
@@ -21,4 +21,6 @@ if [ "$(cat "$TEST_STAMP" 2>/dev/null)" != "$TEST_WANT" ]; then
   python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -r requirements-test.lock
   echo "$TEST_WANT" > "$TEST_STAMP"
 fi
+echo "[test] ruff check (rules: pyproject.toml [tool.ruff])"
+python -m ruff check --no-cache --quiet .
 python -m pytest ${MARKERS[@]+"${MARKERS[@]}"} "$@"

@@ -2,7 +2,7 @@
 
 * ``ljspeech_mini`` / ``lj_wavs`` (session): the real-speech sample in ``../shared`` (read in place).
 * ``demo_corpus`` / ``lj_corpus`` (session): prepared + featurised corpora for the training tests
-  (built by ``tests/_training_data.py``).
+  (built by ``tests/support/training_data.py``).
 * ``prefect_harness`` (session): a temporary Prefect server for in-process flow tests.
 * ``prefect_env`` (function): one Prefect server process for the subprocess pipeline tests.
 
@@ -85,8 +85,8 @@ def prefect_harness():
 def prefect_env(tmp_path: Path):
     """One Prefect server for all the flow runs of a subprocess pipeline test, as ./scripts/repro.sh does
     (a temporary server per stage would cost ~13 s each)."""
-    from tests._fresh_clone import clean_env
-    from tests._prefect_server import start_server, stop, wait_healthy
+    from tests.support.fresh_clone import clean_env
+    from tests.support.prefect_server import start_server, stop, wait_healthy
 
     env = clean_env()
     server, api, log = start_server(tmp_path, env)  # sets PREFECT_API_URL etc. in env
@@ -99,16 +99,16 @@ def prefect_env(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory):
-    """The synthetic demo corpus through the real prepare and features stages (see tests/_training_data.py)."""
-    from tests._training_data import build_demo
+    """The synthetic demo corpus through the real prepare and features stages (see tests/support/training_data.py)."""
+    from tests.support.training_data import build_demo
 
     return build_demo(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def lj_corpus(tmp_path_factory: pytest.TempPathFactory, lj_wavs: list[Path]):
-    """20 train + 4 valid real LJSpeech clips through the features stage (see tests/_training_data.py)."""
-    from tests._training_data import build_lj
+    """20 train + 4 valid real LJSpeech clips through the features stage (see tests/support/training_data.py)."""
+    from tests.support.training_data import build_lj
 
     return build_lj(tmp_path_factory, lj_wavs)
 
@@ -138,7 +138,7 @@ NEEDS_MARK = {"prefect_harness": "network", "prefect_env": "slow"}
 
 def _cuda_tests_wanted(config: pytest.Config) -> bool:
     """Whether ``cuda``-marked tests stay selected: a GPU is here, ``-m`` names them, or the CPU
-    rehearsal of their assertions is asked for (tests/test_cuda.py)."""
+    rehearsal of their assertions is asked for (tests/training/test_cuda.py)."""
     if "cuda" in (config.getoption("markexpr", "") or "") or os.environ.get("GANPIPE_CUDA_TESTS_ON_CPU") == "1":
         return True
     import torch

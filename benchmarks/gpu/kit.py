@@ -6,7 +6,7 @@ Sections, in this order (cheap and most informative first); each one's failure i
 next one still runs; the JSON is rewritten after every section, so a run cut short keeps what it did:
 
 1. ``environment``: GPU, driver, torch / CUDA / cuDNN versions, bf16 support, package versions.
-2. ``cuda_tests``: ``python -m pytest -m cuda tests/test_cuda.py`` (its output goes to the log).
+2. ``cuda_tests``: ``python -m pytest -m cuda tests/training/test_cuda.py`` (its output goes to the log).
 3. ``train_throughput``: HiFi-GAN V1, batch 16 x 8192 samples: jik876's ``train.py`` iteration
    (its models and loss functions from ``hifi-gan==0.0.2``, AdamW, fp32) vs ours (the Trainer's
    step) in fp32, bf16 and bf16 + ``train.compile``, every one fed by the Trainer's own DataLoader
@@ -37,9 +37,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -179,7 +180,7 @@ class Kit:
     def cuda_tests(self) -> dict[str, Any]:
         if not self.sizes.pytest:
             return {"status": "skipped", **self.skip("pytest -m cuda", "dry mode (the CI check runs no sub-pytest)")}
-        cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-v", "-s", "-p", "no:cacheprovider",
+        cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/training/test_cuda.py", "-v", "-s", "-p", "no:cacheprovider",
                "-o", "timeout=300"]
         log.info("running: %s", " ".join(cmd))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -192,7 +193,7 @@ class Kit:
             return {"status": "failed", "error": f"pytest -m cuda ran past {timeout:.0f} s"}
         log.info("pytest output:\n%s%s", proc.stdout, proc.stderr[-4000:])
         tail = [line for line in proc.stdout.splitlines() if line.strip()][-1:] or [""]
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("tests/test_cuda.py::")]
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("tests/training/test_cuda.py::")]
         measured = [line for line in proc.stdout.splitlines()
                     if any(k in line for k in ("max |Δ|", "mel L1", "relative difference", "steps in"))]
         status = "ok" if proc.returncode == 0 else "failed"
@@ -343,7 +344,7 @@ class Kit:
         else:
             out["configs"]["ours bf16 + compile"] = self.skip(
                 "ours bf16 + compile", "no CUDA: compiling full HiFi-GAN V1 and its discriminators takes minutes "
-                "on a CPU (train.compile on a GPU: tests/test_cuda.py and the gpu mode)")
+                "on a CPU (train.compile on a GPU: tests/training/test_cuda.py and the gpu mode)")
         for name, precision, compile in configs:
             if self.left() < (90 if compile else 30):
                 out["configs"][name] = self.skip(name, f"the kit's time budget is nearly spent ({self.left():.0f} s left)")
@@ -381,7 +382,7 @@ class Kit:
                 torch.cuda.empty_cache()
             self.save()
         ref = out["configs"].get("reference fp32 (jik876)", {}).get("mel_frames_per_s")
-        for name, row in out["configs"].items():
+        for row in out["configs"].values():
             if ref and isinstance(row, dict) and row.get("mel_frames_per_s"):
                 row["x_reference"] = round(row["mel_frames_per_s"] / ref, 3)
                 row["x_nvidia_a100_amp"] = round(row["mel_frames_per_s"] / NVIDIA_A100_MEL_FRAMES_PER_S, 3)
@@ -416,9 +417,9 @@ class Kit:
                     ctx = (torch.autocast(self.device, dtype=torch.bfloat16) if precision == "bf16"
                            else contextlib.nullcontext())
 
-                    def call() -> torch.Tensor:
+                    def call(ctx=ctx, module=fast.module, mel=mel) -> torch.Tensor:
                         with ctx, torch.inference_mode():
-                            return fast.module(mel).float()
+                            return module(mel).float()
 
                     wav = call()  # warm-up (cuDNN autotuning, allocations)
                     self.sync()
@@ -511,7 +512,7 @@ class Kit:
 def jik876_config(variant: str, trainer: Any, width: int | None = None) -> Any:
     """jik876's ``config_v1.json`` / ``config_v3.json`` (the keys its models and train.py read),
     from our variant's published sizes, this run's generator width, our mel and the jik876 recipe
-    (tests/test_gpu_kit.py checks it against the published file in ../shared/reference)."""
+    (tests/project/test_gpu_kit.py checks it against the published file in ../shared/reference)."""
     from ganpipe.models.hifigan import HIFIGAN_V1, HIFIGAN_V3
     from tests.oracles import AttrDict
 

@@ -173,7 +173,8 @@ def _plan(rng: np.random.Generator, prof: SpeakerProfile, duration: float
     if not any(k == "unvoiced" and lab in _FRICATIVES for k, _, lab in events):
         # Every utterance gets at least one fricative: put one before a middle vowel.
         voiced_at = [i for i, (k, _, _) in enumerate(events) if k == "voiced"]
-        events.insert(voiced_at[len(voiced_at) // 2], ("unvoiced", 0.09, fricatives[int(rng.integers(len(fricatives)))]))
+        fricative = fricatives[int(rng.integers(len(fricatives)))]
+        events.insert(voiced_at[len(voiced_at) // 2], ("unvoiced", 0.09, fricative))
     while events[-1][0] != "voiced":
         events.pop()
     scale = body / sum(d for _, d, _ in events)

@@ -168,7 +168,7 @@ def _tar_entries(archive: Path, tf: tarfile.TarFile) -> list[_Entry]:
     return entries
 
 
-def _extract_tar(archive: Path, staging: "_Staging") -> None:
+def _extract_tar(archive: Path, staging: _Staging) -> None:
     with tarfile.open(archive, "r:*") as tf:
         _check_entries(archive, _tar_entries(archive, tf))
         # Second line of defence: the stdlib 'data' filter re-checks every member as it is written.
@@ -207,7 +207,7 @@ def _zip_entries(archive: Path, zf: zipfile.ZipFile) -> list[tuple[_Entry, zipfi
     return out
 
 
-def _extract_zip(archive: Path, staging: "_Staging") -> None:
+def _extract_zip(archive: Path, staging: _Staging) -> None:
     with zipfile.ZipFile(archive) as zf:
         entries = _zip_entries(archive, zf)
         _check_entries(archive, [e for e, _ in entries])

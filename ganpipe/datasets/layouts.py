@@ -15,8 +15,8 @@ import csv
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ganpipe.audio import AUDIO_EXTENSIONS
 from ganpipe.datasets.types import SourceUtterance
@@ -134,7 +134,7 @@ def _vctk(root: Path) -> list[SourceUtterance]:
 
 
 def _libritts(root: Path) -> list[SourceUtterance]:
-    from ganpipe.datasets.registry import LIBRITTS_SUBSETS
+    from ganpipe.datasets.corpora import LIBRITTS_SUBSETS
 
     def is_subset(d: Path) -> bool:
         return d.name in LIBRITTS_SUBSETS and any(d.glob("[0-9]*/[0-9]*/*.wav"))

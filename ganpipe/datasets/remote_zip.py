@@ -81,7 +81,7 @@ class RangeFile(io.RawIOBase):
             resp.close()  # the whole file is coming: do not read it
             raise RangeNotSupportedError(
                 self.url, "the server ignores HTTP Range requests (answered 200 with the whole file "
-                          "to 'Range: bytes=%d-%d')" % (start, end))
+                          f"to 'Range: bytes={start}-{end}')")
         if resp.status_code != 206:
             resp.close()
             raise DownloadError(self.url, f"HTTP {resp.status_code} for Range bytes={start}-{end}")

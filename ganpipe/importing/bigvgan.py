@@ -31,7 +31,8 @@ from ganpipe.mel import MelConfig
 
 NAME = "bigvgan"
 # ganpipe BigVGANConfig field <- config.json key (with BigVGAN's default where the key may be absent)
-_REQUIRED = {"resblock": "resblock", "upsample_rates": "upsample_rates", "upsample_kernel_sizes": "upsample_kernel_sizes",
+_REQUIRED = {"resblock": "resblock", "upsample_rates": "upsample_rates",
+             "upsample_kernel_sizes": "upsample_kernel_sizes",
              "upsample_initial_channel": "upsample_initial_channel", "resblock_kernel_sizes": "resblock_kernel_sizes",
              "resblock_dilation_sizes": "resblock_dilation_sizes", "activation": "activation",
              "snake_logscale": "snake_logscale", "n_mels": "num_mels", "hop_length": "hop_size",

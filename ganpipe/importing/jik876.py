@@ -19,8 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from ganpipe.importing.source import (ImportedModel, ImportModelError, build_bundle, choose_variant, config_value,
-                                      load_checkpoint, load_mapped, read_json, state_dict_in, tuples)
+from ganpipe.importing.source import (
+    ImportedModel,
+    ImportModelError,
+    build_bundle,
+    choose_variant,
+    config_value,
+    load_checkpoint,
+    load_mapped,
+    read_json,
+    state_dict_in,
+    tuples,
+)
 from ganpipe.mel import MelConfig
 
 NAME = "jik876"

@@ -1,7 +1,7 @@
 """Registering an imported model (``ganpipe import-model ... --register``): score it by copy-synthesis
 like the evaluate stage does (:func:`ganpipe.evaluation.evaluate_vocoder` on ``evaluation.split`` of
 the prepared corpus, or on a folder of reference wavs), then register it with the usual
-candidate/champion rules (:func:`ganpipe.registry.register_generator`; the version's tags name its
+candidate/champion rules (:func:`ganpipe.model_registry.register_generator`; the version's tags name its
 source format, the source file's sha256 and its step count).
 """
 
@@ -47,7 +47,7 @@ def register_imported(generator: str | Path, params: Params, project_dir: str | 
                       model_name: str | None = None, eval_dir: str | Path | None = None,
                       promote: bool = False) -> tuple[Any, dict[str, Any]]:
     """Score and register an imported generator file: ``(Registration, the scores)``."""
-    from ganpipe.registry import register_generator
+    from ganpipe.model_registry import register_generator
 
     metrics = score(generator, params, project_dir, eval_dir)
     registration = register_generator(Path(generator).resolve(), metrics, params, project_dir, promote=promote,

@@ -25,8 +25,19 @@ from typing import Any
 
 import numpy as np
 
-from ganpipe.importing.source import (ImportedModel, ImportModelError, build_bundle, choose_variant, config_value,
-                                      load_checkpoint, load_mapped, read_yaml, state_dict_in, tuples, unsupported)
+from ganpipe.importing.source import (
+    ImportedModel,
+    ImportModelError,
+    build_bundle,
+    choose_variant,
+    config_value,
+    load_checkpoint,
+    load_mapped,
+    read_yaml,
+    state_dict_in,
+    tuples,
+    unsupported,
+)
 from ganpipe.mel import MelConfig
 
 NAME = "pwg"
@@ -212,7 +223,8 @@ def mel_config(config: dict[str, Any], path: Path) -> MelConfig:
     n_fft = int(config_value(config, "fft_size", path))
     fmin, fmax = config.get("fmin"), config.get("fmax")
     return MelConfig(sample_rate=sr, n_fft=n_fft, hop_length=int(config_value(config, "hop_size", path)),
-                     win_length=int(config.get("win_length") or n_fft), n_mels=int(config_value(config, "num_mels", path)),
+                     win_length=int(config.get("win_length") or n_fft),
+                     n_mels=int(config_value(config, "num_mels", path)),
                      fmin=float(fmin or 0.0), fmax=float(sr / 2 if fmax is None else fmax), log_base="10",
                      clamp=1e-10, normalize="meanvar", framing="center", stft_eps=0.0)
 
@@ -232,7 +244,8 @@ def read_stats(path: Path, n_mels: int) -> dict[str, np.ndarray]:
             with h5py.File(path, "r") as f:
                 mean, scale = np.asarray(f["mean"][()]), np.asarray(f["scale"][()])
         except (OSError, KeyError) as exc:
-            raise ImportModelError(f"{path}: not the toolkit's statistics (datasets 'mean' and 'scale'): {exc}") from None
+            raise ImportModelError(f"{path}: not the toolkit's statistics (datasets 'mean' and 'scale'): "
+                                   f"{exc}") from None
     elif path.suffix == ".npy":
         try:
             both = np.load(path, allow_pickle=False)
@@ -275,7 +288,8 @@ def read(checkpoint: Path, config: Path | None = None, stats: Path | None = None
     generator = GENERATORS[g_type](cfg, given, config)
     variant, overrides = generator.variant, generator.overrides
     if overrides["n_mels"] != mel.n_mels:
-        raise ImportModelError(f"{config}: the generator takes {overrides['n_mels']} mel bins, num_mels is {mel.n_mels}")
+        raise ImportModelError(f"{config}: the generator takes {overrides['n_mels']} mel bins, "
+                               f"num_mels is {mel.n_mels}")
     notes: list[str] = []
     if float(cfg.get("global_gain_scale", 1.0) or 1.0) != 1.0:
         notes.append(f"trained on audio scaled by global_gain_scale={cfg['global_gain_scale']}: its output is too")

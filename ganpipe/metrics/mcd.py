@@ -25,7 +25,7 @@ algorithm vectorised over all frames in numpy (:func:`mel_cepstrum`; each frame 
 convergence test, so frames stop at the same iteration as in SPTK) and a compiled DTW
 (:mod:`ganpipe.metrics.dtw`). ``dtw="fastdtw"`` (default) reproduces the recipe's FastDTW path;
 ``dtw="exact"`` uses the optimal DTW path instead (lower or equal total cost; on real speech the
-MCD differs from the recipe's by well under 1 %, see ``tests/test_mcd.py``).
+MCD differs from the recipe's by well under 1 %, see ``tests/evaluation/test_mcd.py``).
 """
 
 from __future__ import annotations

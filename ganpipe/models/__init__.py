@@ -4,7 +4,7 @@
 >>> bundle = build("hifigan_v1")                              # reference size
 >>> tiny = build("hifigan_v1", **TINY_OVERRIDES["hifigan_v1"])  # for quick CPU tests
 
-See :class:`ModelBundle` for what a build returns and :mod:`.registry` for the variants.
+See :class:`ModelBundle` for what a build returns and :mod:`.variants` for the variants.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .bundle import ModelBundle, TensorSpec, VariantDescription
     from .normalization import count_parameters, remove_weight_norm
     from .outputs import DiscriminatorOutput
-    from .registry import TINY_OVERRIDES, VARIANTS, build, default_config, describe
+    from .variants import TINY_OVERRIDES, VARIANTS, build, default_config, describe
 
 # Resolved on first use, so that the torch-free ``ganpipe.models.catalogue`` (imported by the
 # config) does not import torch through this package.
@@ -24,8 +24,8 @@ _LAZY = {
     "ModelBundle": ".bundle", "TensorSpec": ".bundle", "VariantDescription": ".bundle",
     "count_parameters": ".normalization", "remove_weight_norm": ".normalization",
     "DiscriminatorOutput": ".outputs",
-    "TINY_OVERRIDES": ".registry", "VARIANTS": ".registry", "build": ".registry",
-    "default_config": ".registry", "describe": ".registry",
+    "TINY_OVERRIDES": ".variants", "VARIANTS": ".variants", "build": ".variants",
+    "default_config": ".variants", "describe": ".variants",
 }
 
 

@@ -7,7 +7,7 @@ Filters (fixed, not trained; rebuilt at construction, not stored in state dicts)
 Kaiser-windowed sinc taps, cutoff ``0.5 / ratio`` of the (upsampled) rate, transition half-width
 ``0.6 / ratio``, Kaiser beta from the attenuation formula of Kaiser (1974), normalised to unit DC
 gain; edges padded by repetition. The arithmetic is BigVGAN's torch path (its optional CUDA kernel
-fuses the same three steps); ``tests/test_reference_bigvgan.py`` checks it against ``bigvgan==2.4.1``.
+fuses the same three steps); ``tests/reference/test_reference_bigvgan.py`` checks it against ``bigvgan==2.4.1``.
 
 Snake: ``x + sin^2(alpha x) / alpha``; SnakeBeta: ``x + sin^2(alpha x) / beta``, one ``alpha``
 (and ``beta``) per channel, stored as logarithms when ``log_scale`` (initialised to 0, i.e. 1).

@@ -20,7 +20,7 @@ Parameters (80 mels, with weight norm's g and v, as the reference counts them): 
 41,105,770, CQT discriminator 4,454,304; ``bigvgan_base`` (bigvgan_base_22khz_80band: 512 channels,
 rates 8,8,2,2) generator 13,953,474, MRD 280,902 (the full v1, bigvgan_22khz_80band, is
 ``bigvgan_base`` with v2's upsampling overrides). Equal counts are checked against the reference in
-tests/test_reference_bigvgan.py.
+tests/reference/test_reference_bigvgan.py.
 
 Feature matching: the reference's CQT discriminator does not return its output map among its
 features (its MPD and MRD do), so :class:`CQTDiscriminator` marks its outputs unmatched
@@ -296,7 +296,7 @@ class ResolutionDiscriminator(nn.Module):
             weight_norm(nn.Conv2d(c_in, c, k, stride=(1, s), padding=_padding_2d(k))) for c_in, k, s in layers)
         self.conv_post = weight_norm(nn.Conv2d(c, 1, (3, 3), padding=(1, 1)))
         self.head = conditioning.head(c)
-        self.register_buffer("stft_window", torch.ones(self.window), persistent=False)  # rectangular, as the reference's
+        self.register_buffer("stft_window", torch.ones(self.window), persistent=False)  # rectangular (reference)
 
     def forward(self, wav: Tensor, labels: Tensor | None = None) -> DiscriminatorOutput:
         pad = (self.n_fft - self.hop) // 2

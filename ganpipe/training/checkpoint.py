@@ -55,7 +55,7 @@ def load_latest(ckpt_dir: str | Path, map_location: str | torch.device = "cpu") 
     for step, path in reversed(list_checkpoints(ckpt_dir)):
         try:
             state = load(path, map_location)
-        except Exception as exc:  # truncated/corrupt file: fall back to the previous one
+        except Exception as exc:  # noqa: BLE001 - truncated/corrupt file: fall back to the previous one
             log.warning("checkpoint %s is unreadable (%s: %s); trying an older one", path, type(exc).__name__, exc)
             continue
         if state.get("step") == step:

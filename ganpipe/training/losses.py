@@ -18,7 +18,7 @@ STFT loss is :class:`ganpipe.stft_distance.MultiResolutionSTFT` (checked against
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

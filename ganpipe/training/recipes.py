@@ -4,7 +4,7 @@
 ``train.recipe`` picks the source where a variant has more than one (HiFi-GAN: ``jik876``, the
 paper's code and the default, or ``pwg``, the ParallelWaveGAN toolkit's ``hifigan.v1.yaml``).
 Every row below is checked field by field against the published config named beside it (the
-one-step tests in tests/test_reference_step.py run one iteration both ways from the same weights).
+one-step tests in tests/reference/test_reference_step.py run one iteration both ways from the same weights).
 
 Sources (../shared/reference): jik876/hifi-gan ``config_v1.json`` + its ``train.py``;
 gemelo-ai/vocos ``vocos.yaml`` + its ``vocos/experiment.py`` (``vocos==0.1.0``);
@@ -71,7 +71,8 @@ class Recipe:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     amsgrad: bool = False
-    scheduler: str = "exponential_per_epoch"  # exponential_per_epoch | exponential_per_update | step | multistep | cosine_warmup
+    # exponential_per_epoch | exponential_per_update | step | multistep | cosine_warmup
+    scheduler: str = "exponential_per_epoch"
     lr_gamma: float = 1.0  # 1.0 = a constant learning rate
     lr_step_size: int = 0  # StepLR: updates between decays
     lr_milestones: tuple[int, ...] = ()  # MultiStepLR: updates at which the rate is multiplied by lr_gamma

@@ -18,7 +18,6 @@ from ganpipe.atomic import write_json
 from ganpipe.config import Params, TrackingParams
 from ganpipe.plots import plot_mels
 
-
 # The MLflow experiment tag that says what kind of work an experiment holds (values in MLflow's UI:
 # genai_development, custom_model_development, ...). Model development: the UI's "Model training"
 # view (runs table with metrics), not the GenAI view (traces). MLflow 3.17's UI also keeps a global

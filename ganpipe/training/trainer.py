@@ -27,9 +27,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -492,7 +493,8 @@ class Trainer:
                     yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             self.epoch += 1
             self.batch_in_epoch = 0
-            if self.step > 0 and self.per_epoch_schedule:  # (a tiny corpus can end an epoch inside the first WGAN critic loop)
+            # a tiny corpus can end an epoch inside the first WGAN critic loop
+            if self.step > 0 and self.per_epoch_schedule:
                 self.sched_g.step()
                 self.sched_d.step()
 
@@ -887,7 +889,8 @@ class Trainer:
                     if d.main:
                         self.history.append({"step": self.step, **row})
                         tracker.metrics(row, self.step)
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("g_loss", "d_loss", "g_mel_l1")})
+                        shown = ("g_loss", "d_loss", "g_mel_l1")
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in shown})
                         now = time.perf_counter()
                         self._log_row(row, (self.step - step_logged) / max(now - t_logged, 1e-9))
                         t_logged, step_logged = now, self.step
@@ -932,9 +935,8 @@ class Trainer:
         if d.world > 1:
             dist.barrier()
 
-    def _finish(self, tracker: "Tracker", elapsed: float, steps_done: int, seg: int,
+    def _finish(self, tracker: Tracker, elapsed: float, steps_done: int, seg: int,
                 first_val: float | None, last_val: float | None) -> dict[str, Any]:
-        t = self.params.train
         G = self.ema if self.ema is not None else self.G
         generator_io.save_generator(self.paths.generator, self.bundle, G, self.mel_config, self.stats,
                                     self.label_names, step=self.step, run_id=tracker.run_id)
@@ -948,7 +950,8 @@ class Trainer:
             **{k: round(v, 6) for k, v in last.items() if k not in ("step",) and math.isfinite(v)},
         }
         if self.bundle.kind == "vocoder":
-            metrics["audio_seconds_per_second"] = round(sps * self.recipe.batch_size * seg / self.mel_config.sample_rate, 3)
+            audio_per_step = self.recipe.batch_size * seg / self.mel_config.sample_rate
+            metrics["audio_seconds_per_second"] = round(sps * audio_per_step, 3)
         if first_val is not None:
             metrics["val_mel_l1_initial"] = round(first_val, 6)
         if last_val is not None:
