@@ -99,8 +99,8 @@ def bench_inference(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_training(args: argparse.Namespace) -> dict[str, Any]:
-    from tests import reference_step as rs
-    from tests._training_data import build_lj
+    from tests.support import reference_step as rs
+    from tests.support.training_data import build_lj
 
     class _Factory:  # build_lj's tmp_path_factory
         def __init__(self, root: Path) -> None:

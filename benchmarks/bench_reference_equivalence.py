@@ -22,10 +22,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import oracles  # noqa: E402
-from tests import reference_step as rs  # noqa: E402
-from tests import test_reference_architecture as ta  # noqa: E402
-from tests._training_data import build_lj  # noqa: E402
+from tests.reference import test_reference_architecture as ta  # noqa: E402
+from tests.support import oracles  # noqa: E402
+from tests.support import reference_step as rs  # noqa: E402
+from tests.support.training_data import build_lj  # noqa: E402
 
 WAVS = sorted((REPO.parent / "shared" / "data" / "ljspeech-mini" / "LJSpeech-1.1" / "wavs").glob("LJ*.wav"))
 

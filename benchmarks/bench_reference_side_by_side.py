@@ -47,9 +47,9 @@ sys.path.insert(0, str(REPO))
 
 from ganpipe.models import reference_weights as rw  # noqa: E402
 from ganpipe.training.trainer import Trainer  # noqa: E402
-from tests import oracles  # noqa: E402
-from tests import reference_step as rs  # noqa: E402
-from tests._training_data import build_lj  # noqa: E402
+from tests.support import oracles  # noqa: E402
+from tests.support import reference_step as rs  # noqa: E402
+from tests.support.training_data import build_lj  # noqa: E402
 
 WAVS = sorted((REPO.parent / "shared" / "data" / "ljspeech-mini" / "LJSpeech-1.1" / "wavs").glob("LJ*.wav"))
 

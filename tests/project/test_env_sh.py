@@ -20,6 +20,7 @@ from tests.conftest import REPO_ROOT
 
 BASH = shutil.which("bash")
 pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
+RUFF = "python -m ruff check --no-cache --quiet ."  # the linter scripts/test.sh runs before pytest
 
 
 def project(tmp_path: Path) -> Path:
@@ -92,7 +93,7 @@ def test_test_and_repro_scripts_run_in_the_venv_and_stop_at_the_first_error(tmp_
     env = {"GANPIPE_PREFECT_SERVER": "0"}
     ok = bash(f'"{root}/scripts/test.sh" -k mel && "{root}/scripts/repro.sh" train', tmp_path, **env)
     assert ok.returncode == 0, ok.stderr
-    assert (root / "calls.log").read_text().splitlines() == ["python -m pytest -k mel", "dvc repro train"]
+    assert (root / "calls.log").read_text().splitlines() == [RUFF, "python -m pytest -k mel", "dvc repro train"]
 
     (root / "calls.log").unlink()
     bad_python = tmp_path / "python2"
@@ -127,4 +128,4 @@ def test_only_the_test_command_installs_the_test_oracles_pinned_and_once(tmp_pat
         assert res.returncode == 0, res.stderr
     calls = (root / "calls.log").read_text().splitlines()
     assert calls == ["python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation "
-                     "-r requirements-test.lock", "python -m pytest -k x", "python -m pytest -k x"]
+                     "-r requirements-test.lock", RUFF, "python -m pytest -k x", RUFF, "python -m pytest -k x"]
