@@ -1,6 +1,6 @@
 """End to end, music: the demo_music WaveGAN preset through `dvc repro` on a fresh copy of the repository
 (a tiny version of it: 4 short pieces, a tiny WaveGAN, 2 steps), then `ganpipe synthesize --n 4` from the
-registry. The full preset's numbers are in README.md ("Generate music")."""
+registry. The full preset's numbers are in benchmarks/RESULTS.md."""
 
 from __future__ import annotations
 
