@@ -40,6 +40,7 @@ from scipy import linalg
 
 from ganpipe.audio import AudioError, read_audio
 from ganpipe.generator_io import LoadedGenerator
+from ganpipe.manifest import MANIFEST_FILE, read_manifest
 from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.metrics import HIGHER_IS_BETTER, METRIC_KEYS, MetricInputError, score_pair
 
@@ -99,9 +100,7 @@ def _means(per_item: pd.DataFrame, prefix: str = "") -> dict[str, float | None]:
 def split_rows(prepared: str | Path, split: str, max_utterances: int | None = None) -> pd.DataFrame:
     """The manifest rows of the prepared corpus' ``split`` (the first ``max_utterances``): what the
     evaluate stage scores. ``ValueError`` when the split has none."""
-    from ganpipe.prepare import read_manifest
-
-    rows = read_manifest(Path(prepared) / "manifest.csv")
+    rows = read_manifest(Path(prepared) / MANIFEST_FILE, required=("utt_id", "speaker", "path", "split"))
     rows = rows[rows["split"] == split]
     if max_utterances:
         rows = rows.head(max_utterances)

@@ -38,6 +38,7 @@ import soundfile as sf
 import torch
 
 from ganpipe.atomic import atomic_path, write_json, write_text
+from ganpipe.manifest import read_manifest
 from ganpipe.mel import MelConfig, MelSpectrogram
 
 MELS_DIR = "mels"
@@ -110,17 +111,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def read_manifest(manifest_csv: str | Path) -> pd.DataFrame:
-    manifest_csv = Path(manifest_csv)
-    if not manifest_csv.is_file():
-        raise FeatureError(f"manifest not found: {manifest_csv} (run the prepare stage first)")
-    df = pd.read_csv(manifest_csv, keep_default_na=False, dtype={"utt_id": str, "speaker": str, "split": str})
-    missing = {"utt_id", "path", "split"} - set(df.columns)
-    if missing:
-        raise FeatureError(f"{manifest_csv}: missing column(s) {sorted(missing)}")
-    return df
 
 
 def plan_jobs(manifest: pd.DataFrame, prepared_dir: str | Path, out_dir: str | Path) -> list[FeatureJob]:

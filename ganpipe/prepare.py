@@ -27,7 +27,7 @@ splits (:mod:`ganpipe.split`) and writes, each atomically, under ``out_dir``:
 * ``wavs/<speaker>/<utt_id>.wav``
 * ``manifest.csv``: utt_id, speaker, path (relative to out_dir), duration, sample_rate,
   num_samples, split, source_path, text -- one row per prepared file, sorted by utt_id
-  (read it back with :func:`read_manifest`);
+  (read it back with :func:`ganpipe.manifest.read_manifest`);
 * ``skipped.csv``: source_path, utt_id, reason (a code from :data:`SKIP_REASONS`), detail (the
   precise message) -- always written, a header only when nothing was skipped;
 * ``summary.json``: counts and hours per split and per speaker, skipped files per reason, and the
@@ -70,6 +70,8 @@ from ganpipe.atomic import atomic_path, write_json
 from ganpipe.audio import AudioError, read_audio, resample, write_audio
 from ganpipe.config import AudioParams, SplitParams
 from ganpipe.datasets.types import SourceUtterance
+from ganpipe.manifest import MANIFEST_COLUMNS, MANIFEST_FILE
+from ganpipe.manifest import read_manifest as read_manifest  # re-exported: ganpipe.promotion reads it here
 from ganpipe.split import SPLITS, assign_splits
 
 TRIM_MARGIN_SECONDS = 0.05
@@ -79,10 +81,7 @@ CLIP_MAX_GAP_SECONDS = 1.0  # a clip ends where a silence this long begins
 LOUDNESS_BLOCK_SECONDS = 0.4  # BS.1770 gating block: the shortest audio whose loudness is defined
 
 SKIP_REASONS = ("missing", "empty", "unreadable", "non_finite", "silent", "too_short", "too_long")
-MANIFEST_COLUMNS = ["utt_id", "speaker", "path", "duration", "sample_rate", "num_samples", "split",
-                    "source_path", "text"]
 SKIPPED_COLUMNS = ["source_path", "utt_id", "reason", "detail"]
-MANIFEST_FILE = "manifest.csv"
 SKIPPED_FILE = "skipped.csv"
 SUMMARY_FILE = "summary.json"
 WAVS_DIR = "wavs"
@@ -496,14 +495,6 @@ def clean_outputs(out_dir: Path) -> None:
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n")
-
-
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a ``manifest.csv`` back with the right types (ids and text stay strings)."""
-    return pd.read_csv(path, keep_default_na=False,
-                       dtype={"utt_id": str, "speaker": str, "path": str, "split": str,
-                              "source_path": str, "text": str, "sample_rate": int,
-                              "num_samples": int, "duration": float})
 
 
 def _summary(prepared: list[PreparedInfo], splits: Mapping[str, str], skipped: list[SkippedFile],
