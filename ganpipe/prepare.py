@@ -219,36 +219,43 @@ def clip_bounds(wav: np.ndarray, sample_rate: int, clip_seconds: float, top_db: 
     hop = int(starts[1] - starts[0]) if starts.size > 1 else frame
     margin = int(round(margin_seconds * sample_rate))
     length = max(1, int(round(clip_seconds * sample_rate)))
-    gap = max(1, int(round(max_gap_seconds * sample_rate / hop)))
-    # silence runs of at least `gap` frames: their first frame index
-    quiet = ~loud
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
-    gap_starts = np.array([a for a, b in zip(edges[::2], edges[1::2]) if b - a >= gap], dtype=np.int64)
-    last_sound = int(ends[loud_idx[-1]])
+    gap_starts = _silence_starts(~loud, max(1, int(round(max_gap_seconds * sample_rate / hop))))
+    stop = min(int(ends[loud_idx[-1]]) + margin, n)  # the last sounding frame's end, plus the margin
+    sound_starts = starts[loud_idx]
     clips: list[tuple[int, int]] = []
     pos = 0  # samples before pos are used or skipped
-    while True:
-        k = np.searchsorted(starts[loud_idx], pos)
-        if k >= loud_idx.size:
-            break
-        start = max(pos, int(starts[loud_idx[k]]) - margin)
-        limit = start + length
-        end = min(limit, last_sound + margin, n)
-        first_frame = int(np.searchsorted(starts, start))
-        later_gaps = gap_starts[gap_starts > first_frame]
-        if later_gaps.size and int(starts[later_gaps[0]]) + margin < end:
-            end = int(starts[later_gaps[0]]) + margin
-        elif end == limit:  # cut at the quietest frame of the last quarter
-            lo = int(np.searchsorted(starts, start + (3 * length) // 4))
-            hi = int(np.searchsorted(starts, limit - frame, side="right"))
-            if hi > lo:
-                q = lo + int(np.argmin(power[lo:hi]))
-                end = int(starts[q]) + frame // 2
+    while (k := int(np.searchsorted(sound_starts, pos))) < loud_idx.size:
+        start = max(pos, int(sound_starts[k]) - margin)
+        end = _clip_end(start, min(start + length, stop), start + length, frame, starts, power, gap_starts, margin)
         end = max(end, start + 1)
         if end - start >= min_seconds * sample_rate:
             clips.append((start, end))
         pos = end
     return clips
+
+
+def _silence_starts(quiet: np.ndarray, gap: int) -> np.ndarray:
+    """The first frame index of every run of at least ``gap`` ``quiet`` frames."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    return np.array([a for a, b in zip(edges[::2], edges[1::2]) if b - a >= gap], dtype=np.int64)
+
+
+def _clip_end(start: int, end: int, limit: int, frame: int, starts: np.ndarray, power: np.ndarray,
+              gap_starts: np.ndarray, margin: int) -> int:
+    """Where the clip from ``start`` ends, at the latest ``end``: where the next long silence begins
+    (plus the margin) if that is earlier, else, when ``end`` is the full length (``limit``), at the
+    quietest frame of the clip's last quarter."""
+    first_frame = int(np.searchsorted(starts, start))
+    later_gaps = gap_starts[gap_starts > first_frame]
+    if later_gaps.size and int(starts[later_gaps[0]]) + margin < end:
+        return int(starts[later_gaps[0]]) + margin
+    if end == limit:  # cut at the quietest frame of the last quarter
+        length = limit - start
+        lo = int(np.searchsorted(starts, start + (3 * length) // 4))
+        hi = int(np.searchsorted(starts, limit - frame, side="right"))
+        if hi > lo:
+            return int(starts[lo + int(np.argmin(power[lo:hi]))]) + frame // 2
+    return end
 
 
 def _integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
