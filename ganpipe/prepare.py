@@ -167,10 +167,14 @@ def _db(x: float) -> float:
     return float(20.0 * np.log10(x)) if x > 0 else float("-inf")
 
 
+def _frame_samples(sample_rate: int) -> int:
+    return max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+
+
 def _frame_power(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(starts, ends, mean power)`` of 25 ms frames every 10 ms (the last frame may be shorter)."""
     n = wav.size
-    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    frame = _frame_samples(sample_rate)
     hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
     starts = np.arange(0, n - frame + hop, hop)
     ends = np.minimum(starts + frame, n)
@@ -178,16 +182,23 @@ def _frame_power(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndar
     return starts, ends, (csum[ends] - csum[starts]) / (ends - starts)
 
 
+def _loud_frames(wav: np.ndarray, sample_rate: int,
+                 top_db: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_frame_power`'s ``(starts, ends, power)`` and which frames sound: those at most
+    ``top_db`` below the loudest (the rest are silent, for trimming and for cutting clips alike)."""
+    starts, ends, power = _frame_power(wav, sample_rate)
+    return starts, ends, power, power > power.max() * 10.0 ** (-top_db / 10.0)
+
+
 def trim_bounds(wav: np.ndarray, sample_rate: int, top_db: float,
                 margin_seconds: float = TRIM_MARGIN_SECONDS) -> tuple[int, int]:
     """``(start, end)`` of ``wav`` without leading/trailing frames more than ``top_db`` below the
     loudest frame (frame RMS, 25 ms frames every 10 ms), widened by ``margin_seconds`` each side."""
     n = wav.size
-    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    frame = _frame_samples(sample_rate)
     if n <= frame:
         return 0, n
-    starts, ends, power = _frame_power(wav, sample_rate)
-    loud = power > power.max() * 10.0 ** (-top_db / 10.0)
+    starts, ends, power, loud = _loud_frames(wav, sample_rate, top_db)
     idx = np.flatnonzero(loud)
     if idx.size == 0:
         return 0, n
@@ -208,11 +219,10 @@ def clip_bounds(wav: np.ndarray, sample_rate: int, clip_seconds: float, top_db: 
     the recording (plus the margin). Clips shorter than ``min_seconds`` are dropped.
     """
     n = wav.size
-    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    frame = _frame_samples(sample_rate)
     if n <= frame:
         return [(0, n)] if n >= min_seconds * sample_rate else []
-    starts, ends, power = _frame_power(wav, sample_rate)
-    loud = power > power.max() * 10.0 ** (-top_db / 10.0)
+    starts, ends, power, loud = _loud_frames(wav, sample_rate, top_db)
     loud_idx = np.flatnonzero(loud)
     if loud_idx.size == 0:
         return []
