@@ -78,7 +78,7 @@ def main() -> None:
     fns["vocos ours torch"] = vocos_torch
     fns["vocos reference"] = vocos_ref
 
-    from tests.oracles import AttrDict
+    from tests.support.oracles import AttrDict
 
     for variant, name in (("hifigan_v1", "config_v1.json"), ("hifigan_v3", "config_v3.json")):
         h = AttrDict(json.loads((REFERENCE / "hifi-gan" / name).read_text()))
