@@ -99,7 +99,8 @@ def _means(per_item: pd.DataFrame, prefix: str = "") -> dict[str, float | None]:
 
 def split_rows(prepared: str | Path, split: str, max_utterances: int | None = None) -> pd.DataFrame:
     """The manifest rows of the prepared corpus' ``split`` (the first ``max_utterances``): what the
-    evaluate stage scores. ``ValueError`` when the split has none."""
+    evaluate stage scores. ``ValueError`` when the split has none (a ``ManifestError``, also a
+    ``ValueError``, when the manifest is missing or lacks a column)."""
     rows = read_manifest(Path(prepared) / MANIFEST_FILE, required=("utt_id", "speaker", "path", "split"))
     rows = rows[rows["split"] == split]
     if max_utterances:
