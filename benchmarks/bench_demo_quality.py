@@ -52,7 +52,7 @@ def main() -> None:
     from ganpipe.config import Params
     from ganpipe.evaluation import evaluate_vocoder
     from ganpipe.generator_io import load_generator
-    from ganpipe.prepare import read_manifest
+    from ganpipe.manifest import read_manifest
     from ganpipe.training.trainer import Trainer, TrainPaths
 
     if args.threads:

@@ -39,8 +39,8 @@ def main() -> None:
     from ganpipe.evaluation import CopySynthesizer
     from ganpipe.generator_io import load_generator
     from ganpipe.griffin_lim import GriffinLimVocoder
+    from ganpipe.manifest import read_manifest
     from ganpipe.metrics.mcd import mcd
-    from ganpipe.prepare import read_manifest
 
     loaded = load_generator(Path(args.generator))
     sr, hop = loaded.mel_config.sample_rate, loaded.mel_config.hop_length

@@ -20,6 +20,7 @@ from flows._runtime import cli_main, publish, shard_ranges, task_runner
 from ganpipe import features as F
 from ganpipe.atomic import write_json
 from ganpipe.config import load_params
+from ganpipe.manifest import read_manifest
 
 PREPARED = Path("data/prepared")
 FEATURES = Path("data/features")
@@ -44,7 +45,7 @@ def features_flow(params_path: str = "params.yaml", prepared_dir: str = str(PREP
     feature_mel = feature_mel_of(params, mel_path)
     mel_config = feature_mel.config
     manifest_path = Path(prepared_dir) / "manifest.csv"
-    manifest = F.read_manifest(manifest_path)
+    manifest = read_manifest(manifest_path)
     # At least two shards per worker so the runner keeps every worker busy.
     size = max(1, min(fp.shard_size, math.ceil(len(manifest) / (2 * fp.workers))))
     ranges = shard_ranges(len(manifest), size)
@@ -79,7 +80,7 @@ def feature_mel_of(params, mel_path: str | Path) -> F.FeatureMel:
 def _run_shards(manifest_path: str, prepared_dir: str, out_dir: str, ranges: list[tuple[int, int]],
                 config: dict, device: str, batch_seconds: float) -> list[F.ShardResult]:
     """Extract ``ranges`` of the jobs planned from ``manifest_path``."""
-    jobs = F.plan_jobs(F.read_manifest(manifest_path), prepared_dir, out_dir)
+    jobs = F.plan_jobs(read_manifest(manifest_path), prepared_dir, out_dir)
     if not ranges or ranges[-1][1] != len(jobs):
         raise F.FeatureError(f"{manifest_path}: {len(jobs)} utterances, but "
                              f"{ranges[-1][1] if ranges else 0} were planned (changed while running?)")

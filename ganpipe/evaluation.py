@@ -40,6 +40,7 @@ from scipy import linalg
 
 from ganpipe.audio import AudioError, read_audio
 from ganpipe.generator_io import LoadedGenerator
+from ganpipe.manifest import MANIFEST_FILE, read_manifest
 from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.metrics import HIGHER_IS_BETTER, METRIC_KEYS, MetricInputError, score_pair
 
@@ -98,10 +99,9 @@ def _means(per_item: pd.DataFrame, prefix: str = "") -> dict[str, float | None]:
 
 def split_rows(prepared: str | Path, split: str, max_utterances: int | None = None) -> pd.DataFrame:
     """The manifest rows of the prepared corpus' ``split`` (the first ``max_utterances``): what the
-    evaluate stage scores. ``ValueError`` when the split has none."""
-    from ganpipe.prepare import read_manifest
-
-    rows = read_manifest(Path(prepared) / "manifest.csv")
+    evaluate stage scores. ``ValueError`` when the split has none (a ``ManifestError``, also a
+    ``ValueError``, when the manifest is missing or lacks a column)."""
+    rows = read_manifest(Path(prepared) / MANIFEST_FILE, required=("utt_id", "speaker", "path", "split"))
     rows = rows[rows["split"] == split]
     if max_utterances:
         rows = rows.head(max_utterances)
@@ -140,50 +140,75 @@ def evaluate_vocoder(loaded: LoadedGenerator, items: list[tuple[str, str, str]],
     sr = loaded.mel_config.sample_rate
     metric_mel = MelSpectrogram(MelConfig.from_dict({**loaded.mel_config.to_dict(), "normalize": "none"}))
     label_of = {n: i for i, n in enumerate(loaded.label_names)}
-    conditional = loaded.bundle.conditioning != "none"
+    labels = label_of if loaded.bundle.conditioning != "none" else None
     rows, skipped, samples = [], [], []
     synth_seconds, audio_seconds = 0.0, 0.0
     for utt, path, speaker in items:
-        try:
-            ref, file_sr = read_audio(path)
-        except AudioError as exc:
-            skipped.append({"utt_id": utt, "path": path, "reason": exc.reason})
-            continue
-        if file_sr != sr:
-            skipped.append({"utt_id": utt, "path": path,
-                            "reason": f"sample rate {file_sr} Hz, model expects {sr} Hz"})
-            continue
-        if conditional and speaker not in label_of:
-            skipped.append({"utt_id": utt, "path": path, "reason": f"speaker {speaker!r} unknown to the model"})
+        ref, reason = _reference(path, speaker, sr, labels)
+        if ref is None:
+            skipped.append({"utt_id": utt, "path": path, "reason": reason})
             continue
         t0 = time.perf_counter()
         mel = synth.mel_input(ref)
-        gen = synth(ref, label_of.get(speaker) if conditional else None, mel=mel)
+        gen = synth(ref, labels.get(speaker) if labels is not None else None, mel=mel)
         _sync(synth.device)
         synth_seconds += time.perf_counter() - t0
         audio_seconds += len(ref) / sr
         try:
-            scores = score_pair(ref, gen, sr, metric_mel, utt=utt)
-            if baseline is not None:  # the same mel, the same reference
-                gl = baseline(mel)[: len(ref)]
-                scores.update({f"griffin_lim_{k}": v for k, v in score_pair(ref, gl, sr, metric_mel, utt=utt).items()})
+            scores, gl = _score_copy(ref, gen, mel, sr, metric_mel, baseline, utt)
         except MetricInputError as exc:
             skipped.append({"utt_id": utt, "path": path, "reason": str(exc)})
             continue
         rows.append({"utt_id": utt, "speaker": speaker, "seconds": round(len(ref) / sr, 4), **scores})
         if len(samples) < keep_samples:
             samples.append((utt, gen, ref))
-            if baseline is not None:
+            if gl is not None:
                 baseline_samples[utt] = gl
-    columns = [*METRIC_KEYS, *([f"griffin_lim_{k}" for k in METRIC_KEYS] if baseline is not None else [])]
+    per_item, summary = _vocoder_summary(rows, len(skipped), audio_seconds, synth_seconds, synth.device,
+                                         griffin_lim_iterations if baseline is not None else 0)
+    return EvalResult(summary, per_item, skipped, samples, baseline_samples)
+
+
+def _reference(path: str, speaker: str, sr: int,
+               labels: dict[str, int] | None) -> tuple[np.ndarray | None, str]:
+    """``(reference audio, "")``, or ``(None, why it cannot be scored)``: unreadable, another sample
+    rate, or (``labels``: a conditional model's speakers) a speaker the model does not know."""
+    try:
+        ref, file_sr = read_audio(path)
+    except AudioError as exc:
+        return None, exc.reason
+    if file_sr != sr:
+        return None, f"sample rate {file_sr} Hz, model expects {sr} Hz"
+    if labels is not None and speaker not in labels:
+        return None, f"speaker {speaker!r} unknown to the model"
+    return ref, ""
+
+
+def _score_copy(ref: np.ndarray, gen: np.ndarray, mel: torch.Tensor, sr: int, metric_mel: MelSpectrogram,
+                baseline: Any, utt: str) -> tuple[dict[str, float], np.ndarray | None]:
+    """The metrics of ``gen`` and, with a ``baseline`` vocoder, ``griffin_lim_<metric>`` of its
+    waveform from the same mel against the same reference (returned with the scores)."""
+    scores = score_pair(ref, gen, sr, metric_mel, utt=utt)
+    if baseline is None:
+        return scores, None
+    gl = baseline(mel)[: len(ref)]
+    scores.update({f"griffin_lim_{k}": v for k, v in score_pair(ref, gl, sr, metric_mel, utt=utt).items()})
+    return scores, gl
+
+
+def _vocoder_summary(rows: list[dict[str, Any]], skipped: int, audio_seconds: float, synth_seconds: float,
+                     device: torch.device, griffin_lim_iterations: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The per-utterance table and the summary of :func:`evaluate_vocoder` (Griffin-Lim's where
+    ``griffin_lim_iterations`` > 0)."""
+    columns = [*METRIC_KEYS, *([f"griffin_lim_{k}" for k in METRIC_KEYS] if griffin_lim_iterations else [])]
     per_item = pd.DataFrame(rows, columns=["utt_id", "speaker", "seconds", *columns])
-    summary: dict[str, Any] = {"kind": "vocoder", "utterances": len(rows), "skipped": len(skipped)}
+    summary: dict[str, Any] = {"kind": "vocoder", "utterances": len(rows), "skipped": skipped}
     summary.update(_means(per_item))
     summary["rtf"] = round(audio_seconds / synth_seconds, 3) if synth_seconds > 0 else None
-    summary["device"] = str(synth.device)
-    if baseline is not None:
+    summary["device"] = str(device)
+    if griffin_lim_iterations:
         summary["griffin_lim"] = {"iterations": griffin_lim_iterations, **_means(per_item, "griffin_lim_")}
-    return EvalResult(summary, per_item, skipped, samples, baseline_samples)
+    return per_item, summary
 
 
 # ------------------------------------------------------------------------------------------------

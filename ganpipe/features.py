@@ -38,6 +38,7 @@ import soundfile as sf
 import torch
 
 from ganpipe.atomic import atomic_path, write_json, write_text
+from ganpipe.manifest import read_manifest
 from ganpipe.mel import MelConfig, MelSpectrogram
 
 MELS_DIR = "mels"
@@ -110,17 +111,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def read_manifest(manifest_csv: str | Path) -> pd.DataFrame:
-    manifest_csv = Path(manifest_csv)
-    if not manifest_csv.is_file():
-        raise FeatureError(f"manifest not found: {manifest_csv} (run the prepare stage first)")
-    df = pd.read_csv(manifest_csv, keep_default_na=False, dtype={"utt_id": str, "speaker": str, "split": str})
-    missing = {"utt_id", "path", "split"} - set(df.columns)
-    if missing:
-        raise FeatureError(f"{manifest_csv}: missing column(s) {sorted(missing)}")
-    return df
 
 
 def plan_jobs(manifest: pd.DataFrame, prepared_dir: str | Path, out_dir: str | Path) -> list[FeatureJob]:
@@ -251,43 +241,19 @@ def finalize(results: list[ShardResult], manifest: pd.DataFrame, out_dir: str | 
     """Aggregate shard results: write stats.npz, mel_config.json, index.csv and summary.json.
     ``stats`` (``mean``, ``std``): written instead of the train split's (a starting model's)."""
     out_dir = Path(out_dir)
-    frames: dict[str, int] = {}
-    n_samples: dict[str, int] = {}
-    bin_sum = np.zeros(config.n_mels)
-    bin_sumsq = np.zeros(config.n_mels)
-    count = 0
-    for r in results:
-        frames.update(r.frames)
-        n_samples.update(r.num_samples)
-        bin_sum += r.bin_sum
-        bin_sumsq += r.bin_sumsq
-        count += r.train_frames
+    merged = _merge(results, config.n_mels)
+    count = merged.train_frames
     if count == 0:
         raise FeatureError("no training frames: the train split is empty (check split fractions)")
     staged = out_dir / PARTIAL_DIR
-    if sorted(frames) != sorted(p.stem for p in staged.glob("*.npy")):
+    if sorted(merged.frames) != sorted(p.stem for p in staged.glob("*.npy")):
         raise FeatureError(f"{staged}: staged features do not match the shard results")
-    if stats is None:
-        mean = bin_sum / count
-        std = np.sqrt(np.maximum(bin_sumsq / count - mean ** 2, 0.0))
-    else:
-        mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
-        if mean.shape != (config.n_mels,) or std.shape != (config.n_mels,):
-            raise FeatureError(f"the given mel statistics have shapes {mean.shape} / {std.shape}, "
-                               f"not ({config.n_mels},) for n_mels={config.n_mels}")
+    mean, std = _statistics(merged, config.n_mels, stats)
     with atomic_path(out_dir / "stats.npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, mean=mean.astype(np.float32), std=std.astype(np.float32), count=np.int64(count))
     write_text(out_dir / "mel_config.json", config.to_json() + "\n")
-    index = manifest[[c for c in ("utt_id", "speaker", "split") if c in manifest.columns]].copy()
-    index["frames"] = index["utt_id"].map(frames)
-    index["num_samples"] = index["utt_id"].map(n_samples)
-    missing = index[index["frames"].isna()]["utt_id"].tolist()
-    if missing:
-        raise FeatureError(f"features missing for {len(missing)} utterance(s), e.g. {missing[:5]}")
-    index["frames"] = index["frames"].astype(int)
-    index["num_samples"] = index["num_samples"].astype(int)
-    index["mel"] = [f"{MELS_DIR}/{u}.npy" for u in index["utt_id"]]
+    index = _index(manifest, merged)
     os.replace(staged, out_dir / MELS_DIR)
     with atomic_path(out_dir / "index.csv") as tmp:
         index.to_csv(tmp, index=False)
@@ -303,6 +269,51 @@ def finalize(results: list[ShardResult], manifest: pd.DataFrame, out_dir: str | 
     }
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def _merge(results: list[ShardResult], n_mels: int) -> ShardResult:
+    """The shards' results as one (per-bin sums added in shard order)."""
+    frames: dict[str, int] = {}
+    n_samples: dict[str, int] = {}
+    bin_sum = np.zeros(n_mels)
+    bin_sumsq = np.zeros(n_mels)
+    count = 0
+    for r in results:
+        frames.update(r.frames)
+        n_samples.update(r.num_samples)
+        bin_sum += r.bin_sum
+        bin_sumsq += r.bin_sumsq
+        count += r.train_frames
+    return ShardResult(frames=frames, num_samples=n_samples, bin_sum=bin_sum, bin_sumsq=bin_sumsq,
+                       train_frames=count)
+
+
+def _statistics(merged: ShardResult, n_mels: int,
+                stats: dict[str, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin ``(mean, std)``: the train frames' (``stats`` None) or the given ones, checked."""
+    if stats is None:
+        mean = merged.bin_sum / merged.train_frames
+        std = np.sqrt(np.maximum(merged.bin_sumsq / merged.train_frames - mean ** 2, 0.0))
+        return mean, std
+    mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
+    if mean.shape != (n_mels,) or std.shape != (n_mels,):
+        raise FeatureError(f"the given mel statistics have shapes {mean.shape} / {std.shape}, "
+                           f"not ({n_mels},) for n_mels={n_mels}")
+    return mean, std
+
+
+def _index(manifest: pd.DataFrame, merged: ShardResult) -> pd.DataFrame:
+    """index.csv's rows: the manifest's utterances with their frames, samples and mel file."""
+    index = manifest[[c for c in ("utt_id", "speaker", "split") if c in manifest.columns]].copy()
+    index["frames"] = index["utt_id"].map(merged.frames)
+    index["num_samples"] = index["utt_id"].map(merged.num_samples)
+    missing = index[index["frames"].isna()]["utt_id"].tolist()
+    if missing:
+        raise FeatureError(f"features missing for {len(missing)} utterance(s), e.g. {missing[:5]}")
+    index["frames"] = index["frames"].astype(int)
+    index["num_samples"] = index["num_samples"].astype(int)
+    index["mel"] = [f"{MELS_DIR}/{u}.npy" for u in index["utt_id"]]
+    return index
 
 
 def load_stats(features_dir: str | Path) -> dict[str, np.ndarray]:

@@ -8,27 +8,19 @@ no model packaging: training (fine-tuning from a registered model) and synthesis
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from ganpipe.config import TrackingParams
+from ganpipe.digest import file_sha256  # also imported from here by the registry and the importers
 
 GENERATOR_ARTIFACT = "artifacts/generator.pt"  # path of the generator file inside the model
 
 
 class StoreError(RuntimeError):
     """A registered model that cannot be fetched (no generator in it, a hash mismatch)."""
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def project_tracking(tp: TrackingParams, project_dir: str | Path = ".") -> TrackingParams:

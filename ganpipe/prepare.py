@@ -27,7 +27,7 @@ splits (:mod:`ganpipe.split`) and writes, each atomically, under ``out_dir``:
 * ``wavs/<speaker>/<utt_id>.wav``
 * ``manifest.csv``: utt_id, speaker, path (relative to out_dir), duration, sample_rate,
   num_samples, split, source_path, text -- one row per prepared file, sorted by utt_id
-  (read it back with :func:`read_manifest`);
+  (read it back with :func:`ganpipe.manifest.read_manifest`);
 * ``skipped.csv``: source_path, utt_id, reason (a code from :data:`SKIP_REASONS`), detail (the
   precise message) -- always written, a header only when nothing was skipped;
 * ``summary.json``: counts and hours per split and per speaker, skipped files per reason, and the
@@ -70,6 +70,8 @@ from ganpipe.atomic import atomic_path, write_json
 from ganpipe.audio import AudioError, read_audio, resample, write_audio
 from ganpipe.config import AudioParams, SplitParams
 from ganpipe.datasets.types import SourceUtterance
+from ganpipe.manifest import MANIFEST_COLUMNS, MANIFEST_FILE
+from ganpipe.manifest import read_manifest as read_manifest  # re-exported: ganpipe.promotion reads it here
 from ganpipe.split import SPLITS, assign_splits
 
 TRIM_MARGIN_SECONDS = 0.05
@@ -79,10 +81,7 @@ CLIP_MAX_GAP_SECONDS = 1.0  # a clip ends where a silence this long begins
 LOUDNESS_BLOCK_SECONDS = 0.4  # BS.1770 gating block: the shortest audio whose loudness is defined
 
 SKIP_REASONS = ("missing", "empty", "unreadable", "non_finite", "silent", "too_short", "too_long")
-MANIFEST_COLUMNS = ["utt_id", "speaker", "path", "duration", "sample_rate", "num_samples", "split",
-                    "source_path", "text"]
 SKIPPED_COLUMNS = ["source_path", "utt_id", "reason", "detail"]
-MANIFEST_FILE = "manifest.csv"
 SKIPPED_FILE = "skipped.csv"
 SUMMARY_FILE = "summary.json"
 WAVS_DIR = "wavs"
@@ -168,10 +167,14 @@ def _db(x: float) -> float:
     return float(20.0 * np.log10(x)) if x > 0 else float("-inf")
 
 
+def _frame_samples(sample_rate: int) -> int:
+    return max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+
+
 def _frame_power(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(starts, ends, mean power)`` of 25 ms frames every 10 ms (the last frame may be shorter)."""
     n = wav.size
-    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    frame = _frame_samples(sample_rate)
     hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
     starts = np.arange(0, n - frame + hop, hop)
     ends = np.minimum(starts + frame, n)
@@ -179,16 +182,23 @@ def _frame_power(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndar
     return starts, ends, (csum[ends] - csum[starts]) / (ends - starts)
 
 
+def _loud_frames(wav: np.ndarray, sample_rate: int,
+                 top_db: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_frame_power`'s ``(starts, ends, power)`` and which frames sound: those at most
+    ``top_db`` below the loudest (the rest are silent, for trimming and for cutting clips alike)."""
+    starts, ends, power = _frame_power(wav, sample_rate)
+    return starts, ends, power, power > power.max() * 10.0 ** (-top_db / 10.0)
+
+
 def trim_bounds(wav: np.ndarray, sample_rate: int, top_db: float,
                 margin_seconds: float = TRIM_MARGIN_SECONDS) -> tuple[int, int]:
     """``(start, end)`` of ``wav`` without leading/trailing frames more than ``top_db`` below the
     loudest frame (frame RMS, 25 ms frames every 10 ms), widened by ``margin_seconds`` each side."""
     n = wav.size
-    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    frame = _frame_samples(sample_rate)
     if n <= frame:
         return 0, n
-    starts, ends, power = _frame_power(wav, sample_rate)
-    loud = power > power.max() * 10.0 ** (-top_db / 10.0)
+    starts, ends, power, loud = _loud_frames(wav, sample_rate, top_db)
     idx = np.flatnonzero(loud)
     if idx.size == 0:
         return 0, n
@@ -209,47 +219,53 @@ def clip_bounds(wav: np.ndarray, sample_rate: int, clip_seconds: float, top_db: 
     the recording (plus the margin). Clips shorter than ``min_seconds`` are dropped.
     """
     n = wav.size
-    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    frame = _frame_samples(sample_rate)
     if n <= frame:
         return [(0, n)] if n >= min_seconds * sample_rate else []
-    starts, ends, power = _frame_power(wav, sample_rate)
-    loud = power > power.max() * 10.0 ** (-top_db / 10.0)
+    starts, ends, power, loud = _loud_frames(wav, sample_rate, top_db)
     loud_idx = np.flatnonzero(loud)
     if loud_idx.size == 0:
         return []
     hop = int(starts[1] - starts[0]) if starts.size > 1 else frame
     margin = int(round(margin_seconds * sample_rate))
     length = max(1, int(round(clip_seconds * sample_rate)))
-    gap = max(1, int(round(max_gap_seconds * sample_rate / hop)))
-    # silence runs of at least `gap` frames: their first frame index
-    quiet = ~loud
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
-    gap_starts = np.array([a for a, b in zip(edges[::2], edges[1::2]) if b - a >= gap], dtype=np.int64)
-    last_sound = int(ends[loud_idx[-1]])
+    gap_starts = _silence_starts(~loud, max(1, int(round(max_gap_seconds * sample_rate / hop))))
+    stop = min(int(ends[loud_idx[-1]]) + margin, n)  # the last sounding frame's end, plus the margin
+    sound_starts = starts[loud_idx]
     clips: list[tuple[int, int]] = []
     pos = 0  # samples before pos are used or skipped
-    while True:
-        k = np.searchsorted(starts[loud_idx], pos)
-        if k >= loud_idx.size:
-            break
-        start = max(pos, int(starts[loud_idx[k]]) - margin)
-        limit = start + length
-        end = min(limit, last_sound + margin, n)
-        first_frame = int(np.searchsorted(starts, start))
-        later_gaps = gap_starts[gap_starts > first_frame]
-        if later_gaps.size and int(starts[later_gaps[0]]) + margin < end:
-            end = int(starts[later_gaps[0]]) + margin
-        elif end == limit:  # cut at the quietest frame of the last quarter
-            lo = int(np.searchsorted(starts, start + (3 * length) // 4))
-            hi = int(np.searchsorted(starts, limit - frame, side="right"))
-            if hi > lo:
-                q = lo + int(np.argmin(power[lo:hi]))
-                end = int(starts[q]) + frame // 2
+    while (k := int(np.searchsorted(sound_starts, pos))) < loud_idx.size:
+        start = max(pos, int(sound_starts[k]) - margin)
+        end = _clip_end(start, min(start + length, stop), start + length, frame, starts, power, gap_starts, margin)
         end = max(end, start + 1)
         if end - start >= min_seconds * sample_rate:
             clips.append((start, end))
         pos = end
     return clips
+
+
+def _silence_starts(quiet: np.ndarray, gap: int) -> np.ndarray:
+    """The first frame index of every run of at least ``gap`` ``quiet`` frames."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    return np.array([a for a, b in zip(edges[::2], edges[1::2]) if b - a >= gap], dtype=np.int64)
+
+
+def _clip_end(start: int, end: int, limit: int, frame: int, starts: np.ndarray, power: np.ndarray,
+              gap_starts: np.ndarray, margin: int) -> int:
+    """Where the clip from ``start`` ends, at the latest ``end``: where the next long silence begins
+    (plus the margin) if that is earlier, else, when ``end`` is the full length (``limit``), at the
+    quietest frame of the clip's last quarter."""
+    first_frame = int(np.searchsorted(starts, start))
+    later_gaps = gap_starts[gap_starts > first_frame]
+    if later_gaps.size and int(starts[later_gaps[0]]) + margin < end:
+        return int(starts[later_gaps[0]]) + margin
+    if end == limit:  # cut at the quietest frame of the last quarter
+        length = limit - start
+        lo = int(np.searchsorted(starts, start + (3 * length) // 4))
+        hi = int(np.searchsorted(starts, limit - frame, side="right"))
+        if hi > lo:
+            return int(starts[lo + int(np.argmin(power[lo:hi]))]) + frame // 2
+    return end
 
 
 def _integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
@@ -496,14 +512,6 @@ def clean_outputs(out_dir: Path) -> None:
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n")
-
-
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a ``manifest.csv`` back with the right types (ids and text stay strings)."""
-    return pd.read_csv(path, keep_default_na=False,
-                       dtype={"utt_id": str, "speaker": str, "path": str, "split": str,
-                              "source_path": str, "text": str, "sample_rate": int,
-                              "num_samples": int, "duration": float})
 
 
 def _summary(prepared: list[PreparedInfo], splits: Mapping[str, str], skipped: list[SkippedFile],

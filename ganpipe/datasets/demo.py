@@ -142,11 +142,36 @@ def _plan(rng: np.random.Generator, prof: SpeakerProfile, duration: float
     lead = min(rng.uniform(0.08, 0.22), 0.15 * duration)
     tail = min(rng.uniform(0.10, 0.25), 0.15 * duration)
     body = duration - lead - tail
+    # Draw events with nominal durations, then stretch them to fill the body exactly.
+    events = _events(rng, prof, body)
+    scale = body / sum(d for _, d, _ in events)
+
+    segments: list[tuple[str, float, float, str]] = [("silence", 0.0, lead, "lead")]
+    syllables: list[_Syllable] = []
+    phrases: list[tuple[float, float]] = []
+    t = lead
+    phrase_start = lead
+    for kind, d, label in events:
+        d *= scale
+        segments.append((kind, t, t + d, label))
+        if kind == "voiced":
+            accent = float(rng.uniform(0.5, 1.0)) if rng.random() < 0.3 else 0.0
+            syllables.append(_Syllable(label, t, t + d, accent))
+        if kind == "breath":
+            phrases.append((phrase_start, t))
+            phrase_start = t + d
+        t += d
+    phrases.append((phrase_start, t))
+    segments.append(("silence", t, duration, "tail"))
+    return segments, syllables, phrases
+
+
+def _events(rng: np.random.Generator, prof: SpeakerProfile, body: float) -> list[tuple[str, float, str]]:
+    """``(kind, nominal duration, label)`` events of about ``body`` seconds, ending on a vowel, with
+    at least one fricative."""
     syl_len = 1.0 / prof.syllables_per_second
     vowels = list(_VOWELS)
     fricatives = list(_FRICATIVES)
-
-    # Draw events with nominal durations, then stretch them to fill the body exactly.
     events: list[tuple[str, float, str]] = []
     total = 0.0
     since_pause = 0
@@ -177,26 +202,7 @@ def _plan(rng: np.random.Generator, prof: SpeakerProfile, duration: float
         events.insert(voiced_at[len(voiced_at) // 2], ("unvoiced", 0.09, fricative))
     while events[-1][0] != "voiced":
         events.pop()
-    scale = body / sum(d for _, d, _ in events)
-
-    segments: list[tuple[str, float, float, str]] = [("silence", 0.0, lead, "lead")]
-    syllables: list[_Syllable] = []
-    phrases: list[tuple[float, float]] = []
-    t = lead
-    phrase_start = lead
-    for kind, d, label in events:
-        d *= scale
-        segments.append((kind, t, t + d, label))
-        if kind == "voiced":
-            accent = float(rng.uniform(0.5, 1.0)) if rng.random() < 0.3 else 0.0
-            syllables.append(_Syllable(label, t, t + d, accent))
-        if kind == "breath":
-            phrases.append((phrase_start, t))
-            phrase_start = t + d
-        t += d
-    phrases.append((phrase_start, t))
-    segments.append(("silence", t, duration, "tail"))
-    return segments, syllables, phrases
+    return events
 
 
 # --------------------------------------------------------------------------------------------

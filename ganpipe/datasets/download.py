@@ -16,12 +16,13 @@ Errors:
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,10 +31,10 @@ import urllib3
 from tqdm.auto import tqdm
 
 from ganpipe.atomic import write_json
+from ganpipe.digest import file_digest, hash_into, new_hasher
 
 log = logging.getLogger(__name__)
 
-_READ_BLOCK = 1 << 22
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 
@@ -73,14 +74,6 @@ def part_path(dest: Path) -> Path:
 def verified_marker(dest: Path) -> Path:
     """The small JSON file caching a successful verification of ``dest``."""
     return dest.with_name(dest.name + ".verified")
-
-
-def file_digest(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as fh:
-        while block := fh.read(_READ_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,8 +136,98 @@ def _check_existing(url: str, dest: Path, size_bytes: int | None, checksum_algo:
 
 
 # ---------------------------------------------------------------------------------------------
-# streaming
+# fetch: the resume decision, the transfer, the verification
 # ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Request:
+    """What :func:`fetch` was asked for: where from, where to, and what the bytes must be."""
+
+    url: str
+    dest: Path
+    size_bytes: int | None
+    checksum_algo: str
+    checksum: str | None  # lower case
+
+    @property
+    def part(self) -> Path:
+        return part_path(self.dest)
+
+    def hashers(self) -> tuple[Any, Any | None]:
+        """The checksum's hasher and, unless that is sha256 already, a sha256 (the marker's
+        ``observed_sha256``)."""
+        return new_hasher(self.checksum_algo), (new_hasher("sha256") if self.checksum_algo != "sha256" else None)
+
+
+def fetch(url: str, dest: Path, *, size_bytes: int | None, checksum_algo: str = "sha256",
+          checksum: str | None, chunk_bytes: int = 1 << 20, timeout: float = 60,
+          progress: bool = True, session: requests.Session | None = None) -> Path:
+    """Download ``url`` to ``dest`` (resuming, verified, atomic, idempotent); returns ``dest``.
+
+    ``size_bytes``/``checksum`` may be ``None`` when unknown; the download is then not verified
+    (a warning is logged with the observed sha256). See the module docstring for the errors.
+    """
+    dest = Path(dest)
+    if checksum_algo not in ("sha256", "md5"):
+        raise ValueError(f"unsupported checksum_algo {checksum_algo!r} for {url}")
+    req = _Request(url, dest, size_bytes, checksum_algo, checksum.lower() if checksum is not None else None)
+    if _check_existing(url, dest, size_bytes, checksum_algo, req.checksum):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if req.checksum is None:
+        log.warning("%s: no checksum known; the download will not be verified", url)
+    start = _resume_offset(req)
+    if start > 0 and start == size_bytes:
+        # A previous run finished the transfer but not the rename: verify locally, no network.
+        return _verify_part(req)
+    with contextlib.ExitStack() as stack:
+        sess = session if session is not None else stack.enter_context(requests.Session())
+        resp, start = _open_resumed(sess, req, start, timeout)
+        if resp is None:
+            return _verify_part(req)
+        with resp:
+            digest, sha256 = _transfer(req, resp, start, chunk_bytes, progress)
+        return _finish(req, digest, sha256)
+
+
+# ---------------------------------------------------------------------------------------------
+# the resume decision
+# ---------------------------------------------------------------------------------------------
+def _resume_offset(req: _Request) -> int:
+    """The byte to resume at: the size of the ``.part`` an earlier run left (0 when there is none,
+    or when it is longer than the expected file, which is then deleted)."""
+    part = req.part
+    start = part.stat().st_size if part.is_file() else 0
+    if req.size_bytes is not None and start > req.size_bytes:
+        log.warning("%s has %d bytes, more than the expected %d; starting over", part, start,
+                    req.size_bytes)
+        part.unlink()
+        start = 0
+    return start
+
+
+def _open_resumed(session: requests.Session, req: _Request, start: int,
+                  timeout: float) -> tuple[requests.Response | None, int]:
+    """``(response, start)`` for the bytes from ``start`` on. The response is ``None`` when the
+    server answers HTTP 416 because the ``.part`` is already complete; ``start`` is 0 when the
+    ``.part`` does not fit the remote file (it is deleted and the request sent again without a
+    range). :class:`DownloadError` on an HTTP error."""
+    resp = _open_stream(session, req.url, start, timeout)
+    if resp.status_code == 416 and start > 0:
+        _, remote_total = _content_range(resp)
+        resp.close()
+        if remote_total is None or remote_total == start:
+            log.info("%s: server reports %s already complete (HTTP 416)", req.url, req.part)
+            return None, start
+        log.warning("%s: %s (%d bytes) does not fit the remote file (%d bytes); "
+                    "starting over", req.url, req.part, start, remote_total)
+        req.part.unlink()
+        resp, start = _open_stream(session, req.url, 0, timeout), 0
+    if resp.status_code >= 400:
+        resp.close()
+        raise DownloadError(req.url, f"HTTP {resp.status_code} {resp.reason}")
+    return resp, start
+
+
 def _content_range(resp: requests.Response) -> tuple[int | None, int | None]:
     """(first byte, total size) from a Content-Range header; ``None`` where absent or ``*``."""
     m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", "").strip())
@@ -153,38 +236,6 @@ def _content_range(resp: requests.Response) -> tuple[int | None, int | None]:
     start = int(m.group(1)) if m.group(1) is not None else None
     total = int(m.group(3)) if m.group(3) != "*" else None
     return start, total
-
-
-def _hash_prefix(part: Path, hasher: Any, sha: Any | None) -> int:
-    n = 0
-    with open(part, "rb") as fh:
-        while block := fh.read(_READ_BLOCK):
-            hasher.update(block)
-            if sha is not None:
-                sha.update(block)
-            n += len(block)
-    return n
-
-
-def _finish(url: str, dest: Path, part: Path, size_bytes: int | None, checksum_algo: str,
-            checksum: str | None, actual_digest: str, actual_sha256: str | None) -> Path:
-    """Verify the complete ``.part`` and rename it onto ``dest`` (or delete it and raise)."""
-    size = part.stat().st_size
-    if size_bytes is not None and size != size_bytes:
-        part.unlink(missing_ok=True)
-        raise SizeMismatchError(url, size_bytes, size)
-    if checksum is not None and actual_digest != checksum:
-        part.unlink(missing_ok=True)
-        raise ChecksumError(url, checksum_algo, checksum, actual_digest)
-    with open(part, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(part, dest)
-    observed = actual_digest if checksum_algo == "sha256" else actual_sha256
-    if checksum is None:
-        log.warning("%s: downloaded %d bytes WITHOUT verification (no published checksum); "
-                    "observed sha256 %s", url, size, observed)
-    _write_marker(dest, url, checksum_algo, checksum, observed)
-    return dest
 
 
 def _open_stream(session: requests.Session, url: str, start: int,
@@ -198,6 +249,65 @@ def _open_stream(session: requests.Session, url: str, start: int,
     except requests.RequestException as exc:
         raise DownloadError(url, f"request failed ({type(exc).__name__}: {exc})") from exc
     return resp
+
+
+# ---------------------------------------------------------------------------------------------
+# the transfer
+# ---------------------------------------------------------------------------------------------
+def _transfer(req: _Request, resp: requests.Response, start: int, chunk_bytes: int,
+              progress: bool) -> tuple[str, str | None]:
+    """Write the body of ``resp`` onto the ``.part`` (appending at ``start`` or from byte 0, as
+    the server answered); returns the checksum and the sha256 of the whole ``.part``. A size that
+    cannot be the expected one deletes the ``.part`` (:class:`SizeMismatchError`); a body that ends
+    early keeps it for resuming (:class:`DownloadError`)."""
+    start, announced, mode = _body_plan(req, resp, start)
+    hasher, sha = req.hashers()
+    if mode == "ab":
+        hash_into(req.part, hasher, sha)
+    expected_total = req.size_bytes if req.size_bytes is not None else announced
+    with open(req.part, mode) as fh, tqdm(total=expected_total, initial=start, unit="B",
+                                          unit_scale=True, unit_divisor=1024,
+                                          desc=req.dest.name, disable=not progress,
+                                          leave=False) as bar:
+        try:
+            written = _stream_body(req.url, resp, fh, hasher, sha, chunk_bytes, bar,
+                                   expected_total, start)
+        except SizeMismatchError:
+            fh.close()
+            req.part.unlink(missing_ok=True)
+            raise
+    if expected_total is not None and written < expected_total:
+        raise DownloadError(req.url, f"transfer ended after {written} of {expected_total} "
+                                     "bytes; the partial file is kept for resuming")
+    return hasher.hexdigest(), sha.hexdigest() if sha else None
+
+
+def _body_plan(req: _Request, resp: requests.Response, start: int) -> tuple[int, int | None, str]:
+    """``(first byte, total size the server announced, file mode)``: HTTP 206 resumes the
+    ``.part`` at ``start`` (``"ab"``), anything else rewrites it from byte 0 (``"wb"``)."""
+    if resp.status_code == 206:
+        range_start, remote_total = _content_range(resp)
+        if range_start != start:
+            raise DownloadError(req.url, f"asked for bytes from {start}, server answered "
+                                         f"Content-Range {resp.headers.get('Content-Range')!r}")
+        _check_announced(req, remote_total, "remote file size")
+        log.info("%s: resuming at byte %d", req.url, start)
+        return start, remote_total, "ab"
+    if start > 0:
+        log.warning("%s: server ignored the Range request (HTTP %d); restarting "
+                    "from byte 0", req.url, resp.status_code)
+    length = resp.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    _check_announced(req, total, "Content-Length")
+    return 0, total, "wb"
+
+
+def _check_announced(req: _Request, announced: int | None, what: str) -> None:
+    """:class:`SizeMismatchError` (deleting the ``.part``) when the server announces a size
+    (``what``) other than the expected one."""
+    if req.size_bytes is not None and announced is not None and announced != req.size_bytes:
+        req.part.unlink(missing_ok=True)
+        raise SizeMismatchError(req.url, req.size_bytes, announced, what)
 
 
 def _stream_body(url: str, resp: requests.Response, fh: BinaryIO, hasher: Any, sha: Any | None,
@@ -223,112 +333,35 @@ def _stream_body(url: str, resp: requests.Response, fh: BinaryIO, hasher: Any, s
     return written
 
 
-def fetch(url: str, dest: Path, *, size_bytes: int | None, checksum_algo: str = "sha256",
-          checksum: str | None, chunk_bytes: int = 1 << 20, timeout: float = 60,
-          progress: bool = True, session: requests.Session | None = None) -> Path:
-    """Download ``url`` to ``dest`` (resuming, verified, atomic, idempotent); returns ``dest``.
+# ---------------------------------------------------------------------------------------------
+# the verification
+# ---------------------------------------------------------------------------------------------
+def _verify_part(req: _Request) -> Path:
+    """:func:`_finish` for a ``.part`` that is already complete (hashed here, no network)."""
+    hasher, sha = req.hashers()
+    hash_into(req.part, hasher, sha)
+    return _finish(req, hasher.hexdigest(), sha.hexdigest() if sha else None)
 
-    ``size_bytes``/``checksum`` may be ``None`` when unknown; the download is then not verified
-    (a warning is logged with the observed sha256). See the module docstring for the errors.
-    """
-    dest = Path(dest)
-    if checksum_algo not in ("sha256", "md5"):
-        raise ValueError(f"unsupported checksum_algo {checksum_algo!r} for {url}")
-    if checksum is not None:
-        checksum = checksum.lower()
-    if _check_existing(url, dest, size_bytes, checksum_algo, checksum):
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = part_path(dest)
-    if checksum is None:
-        log.warning("%s: no checksum known; the download will not be verified", url)
 
-    start = part.stat().st_size if part.is_file() else 0
-    if size_bytes is not None and start > size_bytes:
-        log.warning("%s has %d bytes, more than the expected %d; starting over", part, start,
-                    size_bytes)
-        part.unlink()
-        start = 0
-
-    def new_hashers() -> tuple[Any, Any | None]:
-        return hashlib.new(checksum_algo), (hashlib.sha256() if checksum_algo != "sha256" else None)
-
-    if start > 0 and start == size_bytes:
-        # A previous run finished the transfer but not the rename: verify locally, no network.
-        hasher, sha = new_hashers()
-        _hash_prefix(part, hasher, sha)
-        return _finish(url, dest, part, size_bytes, checksum_algo, checksum, hasher.hexdigest(),
-                       sha.hexdigest() if sha else None)
-
-    own_session = session is None
-    sess = session or requests.Session()
-    try:
-        resp = _open_stream(sess, url, start, timeout)
-        try:
-            if resp.status_code == 416 and start > 0:
-                _, remote_total = _content_range(resp)
-                if remote_total is None or remote_total == start:
-                    log.info("%s: server reports %s already complete (HTTP 416)", url, part)
-                    hasher, sha = new_hashers()
-                    _hash_prefix(part, hasher, sha)
-                    return _finish(url, dest, part, size_bytes, checksum_algo, checksum,
-                                   hasher.hexdigest(), sha.hexdigest() if sha else None)
-                log.warning("%s: %s (%d bytes) does not fit the remote file (%d bytes); "
-                            "starting over", url, part, start, remote_total)
-                part.unlink()
-                start = 0
-                resp.close()
-                resp = _open_stream(sess, url, 0, timeout)
-            if resp.status_code >= 400:
-                raise DownloadError(url, f"HTTP {resp.status_code} {resp.reason}")
-
-            hasher, sha = new_hashers()
-            if resp.status_code == 206:
-                range_start, remote_total = _content_range(resp)
-                if range_start != start:
-                    raise DownloadError(url, f"asked for bytes from {start}, server answered "
-                                             f"Content-Range {resp.headers.get('Content-Range')!r}")
-                if size_bytes is not None and remote_total is not None and remote_total != size_bytes:
-                    part.unlink(missing_ok=True)
-                    raise SizeMismatchError(url, size_bytes, remote_total, "remote file size")
-                total = remote_total
-                mode = "ab"
-                log.info("%s: resuming at byte %d", url, start)
-                _hash_prefix(part, hasher, sha)
-            else:
-                if start > 0:
-                    log.warning("%s: server ignored the Range request (HTTP %d); restarting "
-                                "from byte 0", url, resp.status_code)
-                start = 0
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                if size_bytes is not None and total is not None and total != size_bytes:
-                    part.unlink(missing_ok=True)
-                    raise SizeMismatchError(url, size_bytes, total, "Content-Length")
-                mode = "wb"
-            expected_total = size_bytes if size_bytes is not None else total
-
-            with open(part, mode) as fh, tqdm(total=expected_total, initial=start, unit="B",
-                                              unit_scale=True, unit_divisor=1024,
-                                              desc=dest.name, disable=not progress,
-                                              leave=False) as bar:
-                try:
-                    written = _stream_body(url, resp, fh, hasher, sha, chunk_bytes, bar,
-                                           expected_total, start)
-                except SizeMismatchError:
-                    fh.close()
-                    part.unlink(missing_ok=True)
-                    raise
-            if expected_total is not None and written < expected_total:
-                raise DownloadError(url, f"transfer ended after {written} of {expected_total} "
-                                         "bytes; the partial file is kept for resuming")
-            return _finish(url, dest, part, size_bytes, checksum_algo, checksum,
-                           hasher.hexdigest(), sha.hexdigest() if sha else None)
-        finally:
-            resp.close()
-    finally:
-        if own_session:
-            sess.close()
+def _finish(req: _Request, actual_digest: str, actual_sha256: str | None) -> Path:
+    """Verify the complete ``.part`` and rename it onto ``dest`` (or delete it and raise)."""
+    url, part = req.url, req.part
+    size = part.stat().st_size
+    if req.size_bytes is not None and size != req.size_bytes:
+        part.unlink(missing_ok=True)
+        raise SizeMismatchError(url, req.size_bytes, size)
+    if req.checksum is not None and actual_digest != req.checksum:
+        part.unlink(missing_ok=True)
+        raise ChecksumError(url, req.checksum_algo, req.checksum, actual_digest)
+    with open(part, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(part, req.dest)
+    observed = actual_digest if req.checksum_algo == "sha256" else actual_sha256
+    if req.checksum is None:
+        log.warning("%s: downloaded %d bytes WITHOUT verification (no published checksum); "
+                    "observed sha256 %s", url, size, observed)
+    _write_marker(req.dest, url, req.checksum_algo, req.checksum, observed)
+    return req.dest
 
 
 def fetch_with_retries(url: str, dest: Path, *, retries: int = 3, delay: float = 5.0,

@@ -9,7 +9,6 @@ files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,11 +17,12 @@ from pathlib import Path
 
 from ganpipe.atomic import write_text
 from ganpipe.audio import AUDIO_EXTENSIONS
+from ganpipe.digest import file_digest, new_hasher
 
 log = logging.getLogger(__name__)
 
 HASH_NAME = "blake2b-128"
-_CHUNK = 1 << 20
+_HASH_ALGO, _HASH_BYTES = "blake2b", 16  # HASH_NAME for hashlib
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,6 @@ def audio_files(folder: Path) -> list[Path]:
     """Every audio file below ``folder`` (hidden files and folders included: the layout decides
     what to use; the identity covers all that could be used), sorted."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _stat_key(st: os.stat_result) -> list[int]:
@@ -76,7 +68,7 @@ def inventory(folder: Path, cache_file: Path | None = None) -> tuple[list[FileEn
         if cached is not None and cached[:-1] == key:
             digest = cached[-1]
         else:
-            digest = file_digest(path)
+            digest = file_digest(path, _HASH_ALGO, _HASH_BYTES)
             hashed += 1
         fresh[str(path)] = [*key, digest]
         entries.append(FileEntry(path.relative_to(folder).as_posix(), st.st_size, digest))
@@ -89,7 +81,7 @@ def inventory(folder: Path, cache_file: Path | None = None) -> tuple[list[FileEn
 
 def corpus_digest(entries: list[FileEntry]) -> str:
     """One hash over every file's relative path and content hash."""
-    h = hashlib.blake2b(digest_size=16)
+    h = new_hasher(_HASH_ALGO, _HASH_BYTES)
     for e in entries:
         h.update(f"{e.path}\t{e.digest}\n".encode())
     return h.hexdigest()

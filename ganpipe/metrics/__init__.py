@@ -130,6 +130,14 @@ def score_pair(
     defaults). ``utt`` (an utterance id or file path) prefixes error messages.
     Raises :class:`MetricInputError` for unusable input (see the module docstring).
     """
+    ref_a, gen_a, mel = _checked_pair(ref, gen, sr, mel, max_length_diff, utt)
+    return _scores(ref_a, gen_a, sr, mel, f0_config if f0_config is not None else F0Config(), utt)
+
+
+def _checked_pair(ref: Any, gen: Any, sr: int, mel: MelSpectrogram | None, max_length_diff: int | None,
+                  utt: str | None) -> tuple[np.ndarray, np.ndarray, MelSpectrogram]:
+    """``ref`` and ``gen`` checked and trimmed to the shorter length, and the mel to score with
+    (:func:`score_pair`'s rules; :class:`MetricInputError` where one is broken)."""
     if sr <= 0:
         raise MetricInputError(f"invalid sample rate {sr}", utt)
     ref_a = _check_signal(ref, "ref", utt)
@@ -149,12 +157,15 @@ def score_pair(
             utt,
         )
     n = min(ref_a.shape[0], gen_a.shape[0])
-    ref_a, gen_a = ref_a[:n], gen_a[:n]
+    return ref_a[:n], gen_a[:n], mel
 
+
+def _scores(ref_a: np.ndarray, gen_a: np.ndarray, sr: int, mel: MelSpectrogram, f0_cfg: F0Config,
+            utt: str | None) -> dict[str, float]:
+    """The metrics of a checked, equal-length pair (PESQ NaN, with a warning, where it cannot score)."""
     try:
         mcd_db = _mcd(ref_a, gen_a, sr)
         mrstft = mrstft_distance(ref_a, gen_a, sr)
-        f0_cfg = f0_config if f0_config is not None else F0Config()
         ref_f0 = extract_f0(ref_a, sr, f0_cfg)
         gen_f0 = extract_f0(gen_a, sr, f0_cfg)
     except ValueError as exc:
@@ -162,7 +173,8 @@ def score_pair(
     try:
         pesq = pesq_wb(ref_a, gen_a, sr)
     except PesqInputError as exc:  # e.g. no speech activity: the other metrics still stand
-        warnings.warn(f"{utt or 'pair'}: {exc}; pesq reported as NaN", RuntimeWarning, stacklevel=2)
+        # stacklevel 3: the warning points at score_pair's caller, as it did before the split
+        warnings.warn(f"{utt or 'pair'}: {exc}; pesq reported as NaN", RuntimeWarning, stacklevel=3)
         pesq = math.nan
     return {
         "mcd": mcd_db,

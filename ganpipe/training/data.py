@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ganpipe.audio import resample
+from ganpipe.manifest import MANIFEST_FILE, read_manifest
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,7 @@ class Corpus:
 
 def load_corpus(prepared_dir: str | Path, features_dir: str | Path, split: str) -> Corpus:
     prepared_dir, features_dir = Path(prepared_dir), Path(features_dir)
-    manifest = pd.read_csv(prepared_dir / "manifest.csv", keep_default_na=False,
-                           dtype={"utt_id": str, "speaker": str, "split": str})
+    manifest = read_manifest(prepared_dir / MANIFEST_FILE, required=("utt_id", "speaker", "path", "split"))
     index = pd.read_csv(features_dir / "index.csv", keep_default_na=False,
                         dtype={"utt_id": str, "speaker": str, "split": str})
     names = sorted(manifest["speaker"].unique())
