@@ -272,8 +272,8 @@ class Kit:
 
         import torch
 
-        from tests import oracles
-        from tests.reference_step import jik876_iteration
+        from tests.support import oracles
+        from tests.support.reference_step import jik876_iteration
 
         h = jik876_config("hifigan_v1", trainer, self.sizes.v1_width)
         m = oracles.hifigan_models()
@@ -514,7 +514,7 @@ def jik876_config(variant: str, trainer: Any, width: int | None = None) -> Any:
     from our variant's published sizes, this run's generator width, our mel and the jik876 recipe
     (tests/project/test_gpu_kit.py checks it against the published file in ../shared/reference)."""
     from ganpipe.models.hifigan import HIFIGAN_V1, HIFIGAN_V3
-    from tests.oracles import AttrDict
+    from tests.support.oracles import AttrDict
 
     c = {"hifigan_v1": HIFIGAN_V1, "hifigan_v3": HIFIGAN_V3}[variant]
     r, mel = trainer.recipe, trainer.mel_config
