@@ -11,7 +11,7 @@ alternate round-robin (bench_inference.alternate); reported: best and median wal
 difference from the reference.
 
 Training step: one iteration at batch 1 on ``--segment`` samples of real audio, ours
-(``Trainer._vocoder_step``, the ``bigvgan_v2`` recipe) vs the reference's train.py loop body
+(``Trainer.vocoder_step``, the ``bigvgan_v2`` recipe) vs the reference's train.py loop body
 (tests/_bigvgan_reference.iteration: same networks, losses, clipping and schedulers), alternating,
 full size (``--train-width`` to shrink the generator's initial channels).
 
@@ -126,7 +126,7 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
     wav = ref.load_real(wavs, args.segment)[:1]
     batch = {"wav": wav, "mel": t.mel_fn(wav[:, 0])}
     fns = {"reference": lambda: ref.iteration(reference, batch["mel"], wav),
-           "ours": lambda: t._vocoder_step(batch)}
+           "ours": lambda: t.vocoder_step(batch)}
     with _quiet():
         for fn in fns.values():
             fn()  # warm-up (one step each)

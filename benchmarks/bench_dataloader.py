@@ -1,7 +1,7 @@
 """Training data loading vs what a GPU consumes: is the DataLoader ever the bottleneck?
 
 What is measured is the training DataLoader exactly as the Trainer builds and drives it
-(``Trainer._batches()``: :class:`ganpipe.training.data.VocoderSegments`, batch 16 of 8192-sample
+(``Trainer.batches()``: :class:`ganpipe.training.data.VocoderSegments`, batch 16 of 8192-sample
 segments with their 32 mel frames, the per-epoch batch plan, persistent *spawned* workers, pinned
 memory when the Trainer runs on CUDA) on real speech: the 32 ljspeech-mini clips
 (``../shared/data/ljspeech-mini``) run through the project's own prepare stage
@@ -106,7 +106,7 @@ class Feed:
     def __init__(self, trainer: Trainer, workers: int):
         self.trainer, self.workers = trainer, workers
         t0 = time.perf_counter()
-        self.it: Iterator[dict[str, torch.Tensor]] = trainer._batches()
+        self.it: Iterator[dict[str, torch.Tensor]] = trainer.batches()
         first = next(self.it)
         self.startup_s = time.perf_counter() - t0  # worker spawn + first batch
         self.frames_per_batch = int(first["mel"].shape[0] * first["mel"].shape[-1])
@@ -114,7 +114,7 @@ class Feed:
         self.device = trainer.device  # the Trainer pins memory (pin_memory=True) when this is CUDA
 
     def close(self) -> None:
-        self.it.close()  # ends Trainer._batches(): its DataLoader shuts down and joins the workers
+        self.it.close()  # ends Trainer.batches(): its DataLoader shuts down and joins the workers
 
     def block(self, n: int) -> float:
         for _ in range(2 * self.workers + 2):  # what the workers prefetched while others were timed
@@ -137,7 +137,7 @@ def profile_items(trainer: Trainer, repeats: int) -> dict[str, float]:
     n = len(set(corpus.wavs))  # the distinct utterances come first in a repeated corpus
     first, later, collate = [], [], []
     for _ in range(repeats):
-        ds = trainer._dataset(corpus)
+        ds = trainer.dataset(corpus)
         t0 = time.perf_counter()
         items = [ds[i] for i in range(n)]
         first.append((time.perf_counter() - t0) / n)

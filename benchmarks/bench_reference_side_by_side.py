@@ -176,7 +176,7 @@ def main() -> None:
     cpu = {"ours": [], "reference": []}
     wall = {"ours": [], "reference": []}
     last: dict[str, dict[str, float]] = {}
-    batches = t._batches()
+    batches = t.batches()
     epoch = t.epoch
     for step in range(args.steps):
         batch = next(batches)  # our loader: our schedulers step at a new epoch, the reference's here
@@ -188,9 +188,9 @@ def main() -> None:
         x, y = batch["mel"], batch["wav"]
 
         def ours() -> None:
-            logs = t._vocoder_step(batch)  # what Trainer.run calls per step
+            logs = t.vocoder_step(batch)  # what Trainer.run calls per step
             assert "nonfinite" not in logs, logs
-            t._ema_update()
+            t.ema_update()
             t.step += 1
             last["ours"] = {"d_loss": float(logs["d_loss"]), "g_loss": float(logs["g_loss"]),
                             "mel": float(logs["g_mel_l1"])}

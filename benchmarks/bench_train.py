@@ -1,7 +1,7 @@
 """Training throughput of ganpipe's Trainer: steps/s, audio seconds/s and mel frames/s per variant,
 and fp32 vs bf16 vs torch.compile as ratios measured in one run.
 
-What is timed is the Trainer's own step (``Trainer._vocoder_step`` / ``_latent_step``: generator
+What is timed is the Trainer's own step (``Trainer.vocoder_step`` / ``latent_step``: generator
 forward, discriminator update, generator losses and update, exactly as ``Trainer.run`` calls them)
 on batches drawn beforehand from the Trainer's own data pipeline, so data loading, logging,
 validation and checkpoints are excluded. Each Trainer is built for real (``Trainer(params, paths)``)
@@ -129,7 +129,7 @@ class Runner:
 
     def __init__(self, trainer: Trainer, n_batches: int):
         self.trainer = trainer
-        source = trainer._batches()
+        source = trainer.batches()
         self.batches = [next(source) for _ in range(n_batches)]
         self.cycle = itertools.cycle(self.batches)
         self.vocoder = trainer.bundle.kind == "vocoder"
@@ -141,7 +141,7 @@ class Runner:
     def step(self) -> None:
         batch = next(self.cycle)
         t = self.trainer
-        logs = t._vocoder_step(batch) if self.vocoder else t._latent_step(batch, self.cycle)
+        logs = t.vocoder_step(batch) if self.vocoder else t.latent_step(batch, self.cycle)
         if "nonfinite" in logs:
             raise RuntimeError(f"{t.bundle.variant}: non-finite loss during the benchmark")
         t.step += 1

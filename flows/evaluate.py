@@ -20,25 +20,18 @@ from flows._runtime import cli_main, publish
 from ganpipe import evaluation as E
 from ganpipe.atomic import atomic_path, write_json
 from ganpipe.config import Params, load_params
+from ganpipe.devices import resolve_device
 from ganpipe.generator_io import load_generator
 from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from ganpipe.plots import plot_histograms, plot_mels
 
 
-def _device(choice: str) -> str:
-    import torch
-
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return choice
-
-
 # Writes DVC outputs: never cached.
 @task(name="score", cache_policy=NO_CACHE)
 def score(params: Params, generator: str, prepared: str) -> E.EvalResult:
     ev = params.evaluation
-    device = _device(ev.device)
+    device = resolve_device(ev.device, "evaluation.device")  # a named device that is absent: a clear error
     loaded = load_generator(generator, device)
     if loaded.bundle.kind == "vocoder":
         items = E.split_items(prepared, ev.split, ev.max_utterances)

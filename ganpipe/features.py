@@ -38,6 +38,7 @@ import soundfile as sf
 import torch
 
 from ganpipe.atomic import atomic_path, write_json, write_text
+from ganpipe.devices import resolve_device
 from ganpipe.manifest import read_manifest
 from ganpipe.mel import MelConfig, MelSpectrogram
 
@@ -105,12 +106,6 @@ class ShardResult:
     train_frames: int
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FeatureError("features.device is 'cuda' but no CUDA device is available")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def plan_jobs(manifest: pd.DataFrame, prepared_dir: str | Path, out_dir: str | Path) -> list[FeatureJob]:
@@ -189,7 +184,7 @@ def extract_shard(jobs: list[FeatureJob], config: dict[str, Any], device: str = 
     GPU: files are read by the threads and grouped by length into batched STFTs.
     """
     mel_config = MelConfig.from_dict(config)
-    dev = resolve_device(device)
+    dev = resolve_device(device, "features.device")
     mel = _mel_module(mel_config, dev)
     hop = mel_config.hop_length
 

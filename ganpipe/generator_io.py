@@ -86,7 +86,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Load
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Generator weights for fine-tuning from a local file: a generator file or a training checkpoint
-    (a registered model is fetched first: ganpipe.training.trainer.fine_tune_weights)."""
+    (a registered model is fetched first: ganpipe.training.starting_model.load)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"train.fine_tune_from: file not found: {path}")

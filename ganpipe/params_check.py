@@ -37,7 +37,7 @@ def check_model(params: Params, source: str = "params.yaml", mel: FeatureMel | N
 
     from ganpipe.models import describe
     from ganpipe.training.recipes import resolve
-    from ganpipe.training.trainer import build_bundle
+    from ganpipe.training.setup import build_bundle
 
     try:
         with torch.device("meta"):

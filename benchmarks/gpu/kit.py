@@ -355,19 +355,19 @@ class Kit:
                     feeder = self._trainer("fp32", False, tiny=True)
                     step = self._jik876(feeder)
                     out["reference_generator_parameters"] = step.parameters  # type: ignore[attr-defined]
-                    row = self._timed(name, feeder._batches(), step, s.warmup)
+                    row = self._timed(name, feeder.batches(), step, s.warmup)
                 else:
                     trainer = self._trainer(precision, compile)
                     out["generator_parameters"] = sum(p.numel() for p in trainer.G.parameters())
 
                     def step(batch: dict[str, Any], t: Any = trainer) -> dict[str, float]:
-                        logs = t._vocoder_step(batch)  # what Trainer.run does per step
-                        t._ema_update()
+                        logs = t.vocoder_step(batch)  # what Trainer.run does per step
+                        t.ema_update()
                         t.step += 1
                         return {k: float(v) for k, v in logs.items()}
 
                     t0 = time.perf_counter()
-                    batches = trainer._batches()
+                    batches = trainer.batches()
                     step(next(batches))
                     self.sync()
                     first = time.perf_counter() - t0

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganpipe.mel import MelConfig, MelSpectrogram
+from ganpipe.models.outputs import DiscriminatorOutput
 
 ADVERSARIAL_LOSSES = ("bce", "lsgan", "hinge", "hinge-relu", "wgan-gp")
 
@@ -87,6 +88,29 @@ def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]], weights
             term = term + torch.mean(torch.abs(r.detach().float() - g.float()))
         total = total + (term if w == 1.0 else w * term)
     return total
+
+
+def sub_discriminator_weights(out: DiscriminatorOutput, weights: dict[str, float], average: bool
+                              ) -> list[float] | None:
+    """Per sub-discriminator, its weight in the adversarial and feature-matching sums: its
+    discriminator's entry in ``weights`` (the recipe's ``discriminator_weights``, default 1), divided
+    by that discriminator's number of sub-discriminators when ``average`` (the recipe's
+    ``average_by_discriminators``); ``None`` (all 1) when neither applies."""
+    if not average and not weights:
+        return None
+    groups = out.groups or [""] * len(out.logits)
+    return [weights.get(group, 1.0) / (groups.count(group) if average else 1) for group in groups]
+
+
+def feature_maps(real: DiscriminatorOutput, fake: DiscriminatorOutput, include_final: bool
+                 ) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
+    """The per-discriminator feature maps that feature matching compares (with the outputs, if asked,
+    of the sub-discriminators whose output is matched: ``DiscriminatorOutput.final_matched``)."""
+    if not include_final:
+        return real.features, fake.features
+    matched = fake.final_matched or [True] * len(fake.logits)
+    return ([f + [o] if m else f for f, o, m in zip(real.features, real.logits, matched)],
+            [f + [o] if m else f for f, o, m in zip(fake.features, fake.logits, matched)])
 
 
 def classification_loss(class_logits: list[Tensor] | None, labels: Tensor | None) -> Tensor | None:

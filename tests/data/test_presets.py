@@ -139,7 +139,7 @@ def test_presets_do_not_inherit_the_demos_training_choices(preset, tmp_path):
     """params.yaml's demo trains its own way (generator-only, lr 2e-3, ...): a preset applied on top of it
     must get every setting that changes what is trained from the recipe ('auto') or from the preset."""
     from ganpipe.config import TrainParams
-    from ganpipe.training.trainer import RUN_NEUTRAL_TRAIN_KEYS
+    from ganpipe.training.run_identity import RUN_NEUTRAL_TRAIN_KEYS
 
     params = tmp_path / "params.yaml"
     shutil.copy(REPO_ROOT / "params.yaml", params)

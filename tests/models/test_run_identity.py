@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from ganpipe.training.trainer import RUN_NEUTRAL_TRAIN_KEYS, Trainer, run_key, train
+from ganpipe.training.run_identity import RUN_NEUTRAL_TRAIN_KEYS, run_key
+from ganpipe.training.trainer import Trainer, train
 from tests.support.training_data import tiny_params, train_paths
 
 

@@ -67,7 +67,7 @@ def test_retrain_promotes_only_if_better_and_failures_keep_the_champion(tmp_path
                                                                          prefect_harness, monkeypatch):
     from flows.retrain import CommandError, retrain_flow
     from ganpipe.model_registry import file_sha256
-    from ganpipe.training.trainer import fine_tune_weights as load_weights
+    from ganpipe.training import starting_model
 
     root = project(tmp_path / "proj", mlflow_template(tmp_path_factory), [1, 2])
     first = retrain_flow(project_dir=str(root), command=install("g1", 8.0), push=False)
@@ -93,11 +93,11 @@ def test_retrain_promotes_only_if_better_and_failures_keep_the_champion(tmp_path
 
     # train.fine_tune_from accepts the registry URI: the champion's generator weights
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / '.mlflow' / 'mlflow.db'}")
-    weights = load_weights(f"models:/{MODEL}@champion")
+    weights = starting_model.load(f"models:/{MODEL}@champion").generator
     saved = torch.load(root / "gens" / "g1.pt", weights_only=True)["state_dict"]
     assert weights.keys() == saved.keys() and all(torch.equal(weights[k], saved[k]) for k in saved)
     with pytest.raises(ValueError, match="train.fine_tune_from=models:/nope@champion"):
-        load_weights("models:/nope@champion")
+        starting_model.load("models:/nope@champion")
 
 
 @pytest.mark.network  # a Prefect server (prefect_harness)

@@ -100,7 +100,7 @@ def test_label_conditioning_uses_the_variants_own_option(variant: str):
     """The trainer sets the label count through the description's ``label_option`` (mel_mlp_gan takes
     ``n_classes``; it was given ``n_speakers`` by a name check and failed to build)."""
     from ganpipe.config import parse_params
-    from ganpipe.training.trainer import build_bundle
+    from ganpipe.training.setup import build_bundle
 
     params = parse_params({"model": {"variant": variant, "overrides": dict(TINY_OVERRIDES[variant]),
                                      "conditioning": "labels"}})

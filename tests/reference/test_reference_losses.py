@@ -15,8 +15,8 @@ from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.models import build
 from ganpipe.models import reference_weights as rw
 from ganpipe.training import losses as L
+from ganpipe.training.loss_mel import mel_loss_config
 from ganpipe.training.recipes import resolve
-from ganpipe.training.trainer import feature_maps, mel_loss_config
 from tests.support import oracles
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
@@ -61,9 +61,9 @@ def test_jik876_loss_terms_equal_ours(lj_wavs):
 
     our_r, our_g = merge_outputs(o_r), merge_outputs(o_g)
     ref_fm = m.feature_loss(fr_mpd, fg_mpd) + m.feature_loss(fr_msd, fg_msd)  # includes its factor 2
-    ours_fm = recipe.lambda_fm * L.feature_matching(*feature_maps(our_r, our_g, recipe.fm_include_final))
+    ours_fm = recipe.lambda_fm * L.feature_matching(*L.feature_maps(our_r, our_g, recipe.fm_include_final))
     assert rel(ours_fm, ref_fm) <= 1e-5
-    hidden_only = recipe.lambda_fm * L.feature_matching(*feature_maps(our_r, our_g, False))
+    hidden_only = recipe.lambda_fm * L.feature_matching(*L.feature_maps(our_r, our_g, False))
     assert rel(hidden_only, ref_fm) > 1e-4  # the old feature matching left the outputs out
 
     ref_gen = m.generator_loss(g_mpd)[0] + m.generator_loss(g_msd)[0]

@@ -20,7 +20,7 @@ import torch
 
 from ganpipe.models import build
 from ganpipe.models import reference_weights as rw
-from ganpipe.training.trainer import cosine_with_warmup
+from ganpipe.training.setup import cosine_with_warmup
 from tests.support import oracles
 from tests.support import reference_step as rs
 

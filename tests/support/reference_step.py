@@ -123,7 +123,7 @@ def jik876_step(corpus: Any, out: Path, wavs: list[Path], variant: str = "hifiga
     ref = jik876_iteration(m, generator, mpd, msd, optim_g, optim_d, loss_mel_spec, x, y)
 
     before = _snapshot(t)
-    logs = {k: float(v) for k, v in t._vocoder_step(b).items()}
+    logs = {k: float(v) for k, v in t.vocoder_step(b).items()}
     r = t.recipe
     c = StepComparison(f"jik876 {variant}", logs=logs, moved=_moved(t, before))
     c.losses = {"d_loss": (logs["d_loss"], ref["d_loss"]),
@@ -344,7 +344,7 @@ def toolkit_step(corpus: Any, out: Path, wavs: list[Path], name: str, adversaria
 
     torch.manual_seed(noise_seed)
     before = _snapshot(t)
-    logs = {k: float(v) for k, v in t._vocoder_step(b).items()}
+    logs = {k: float(v) for k, v in t.vocoder_step(b).items()}
     r = t.recipe
     c = StepComparison(f"toolkit {oracles.TOOLKIT_CONFIGS[name]} ({'adversarial' if adversarial else 'G only'})",
                        logs=logs, moved=_moved(t, before))
@@ -430,7 +430,7 @@ def vocos_step(corpus: Any, out: Path, wavs: list[Path]) -> StepComparison:
     ref = {k: float(v.detach().reshape(())) for k, v in ref.items()}
 
     before = _snapshot(t)
-    logs = {k: float(v) for k, v in t._vocoder_step(b).items()}
+    logs = {k: float(v) for k, v in t.vocoder_step(b).items()}
     r = t.recipe
     comparison = StepComparison("vocos (vocos.yaml recipe)", logs=logs, moved=_moved(t, before))
     comparison.losses = {"d_loss": (logs["d_loss"], ref["d_loss"]),

@@ -230,7 +230,7 @@ def reference_d_loss(imported, batch) -> float:
 def first_step_d_loss(trainer) -> tuple[float, float]:
     """(our first step's discriminator loss, the reference's on the same batch)."""
     seen: dict[str, float] = {}
-    step = trainer._vocoder_step
+    step = trainer.vocoder_step
 
     def spy(batch):
         if not seen:
@@ -239,7 +239,7 @@ def first_step_d_loss(trainer) -> tuple[float, float]:
         seen.setdefault("ours", float(logs["d_loss"]))
         return logs
 
-    trainer._vocoder_step = spy
+    trainer.vocoder_step = spy
     trainer.run()
     return seen["ours"], seen["reference"]
 

@@ -10,6 +10,7 @@ production code has no hook for this.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import textwrap
 
@@ -19,6 +20,7 @@ import yaml
 
 from ganpipe.training import checkpoint as ckpt
 from ganpipe.training.launch import DistributedOptions, launch
+from tests.conftest import REPO_ROOT
 from tests.support.training_data import tiny_params_dict
 
 HOOK = textwrap.dedent('''
@@ -27,7 +29,7 @@ HOOK = textwrap.dedent('''
     if os.environ.get("GANPIPE_TEST_DUMP") and "RANK" in os.environ:  # torchrun workers only
         import torch
         from ganpipe import generator_io
-        from ganpipe.training import checkpoint, trainer
+        from ganpipe.training import batching, checkpoint, report, trainer
 
         RANK = int(os.environ["RANK"])
         WRITES, BATCHES = [], []
@@ -55,11 +57,11 @@ HOOK = textwrap.dedent('''
 
         _record(checkpoint, "save")
         _record(generator_io, "save_generator")
-        _record(trainer, "write_json")
-        _index_batches = trainer.Trainer._epoch_index_batches
+        _record(report, "write_json")
+        _index_batches = batching.epoch_index_batches
 
-        def epoch_index_batches(self, n, per_rank):
-            out = _index_batches(self, n, per_rank)
+        def epoch_index_batches(*args, **kwargs):
+            out = _index_batches(*args, **kwargs)
             BATCHES.append(out)
             return out
 
@@ -73,7 +75,7 @@ HOOK = textwrap.dedent('''
                        os.path.join(os.environ["GANPIPE_TEST_DUMP"], f"rank{RANK}.pt"))
             return result
 
-        trainer.Trainer._epoch_index_batches = epoch_index_batches
+        batching.epoch_index_batches = epoch_index_batches
         trainer.Trainer.run = run
 ''')
 
@@ -99,7 +101,7 @@ def test_torchrun_two_cpu_processes(demo_corpus, tmp_path, monkeypatch):
                                                  "keep_last": 5, "validate_every": 2})
     (project / "params.yaml").write_text(yaml.safe_dump(data))
     monkeypatch.chdir(project)
-    monkeypatch.setenv("PYTHONPATH", str(hook_dir))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook_dir), str(REPO_ROOT)]))  # this checkout's code
     monkeypatch.setenv("GANPIPE_TEST_DUMP", str(dump))
     monkeypatch.setenv("GANPIPE_TEST_NAN_RANK", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

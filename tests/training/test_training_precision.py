@@ -14,7 +14,8 @@ import torch
 
 from ganpipe import generator_io
 from ganpipe.training import checkpoint as ckpt
-from ganpipe.training.trainer import Trainer, autocast_dtype
+from ganpipe.training.setup import autocast_dtype
+from ganpipe.training.trainer import Trainer
 from tests.support.training_data import tiny_params, train_paths
 
 
@@ -95,7 +96,7 @@ def test_fp16_grad_scaler_skips_inf_gradients_and_is_checkpointed(demo_corpus, t
         return grad
 
     probe.register_hook(inject)
-    update = trainer._update
+    update = trainer.update
 
     def spy(loss, net, sync_grads):
         before, w = trainer.scaler.get_scale(), probe.detach().clone()
@@ -103,7 +104,7 @@ def test_fp16_grad_scaler_skips_inf_gradients_and_is_checkpointed(demo_corpus, t
         updates.append((net == "g", before, trainer.scaler.get_scale(), not torch.equal(w, probe)))
         return stepped
 
-    monkeypatch.setattr(trainer, "_update", spy)
+    monkeypatch.setattr(trainer, "update", spy)
     norms = []
     clip = torch.nn.utils.clip_grad_norm_
 
