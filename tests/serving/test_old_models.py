@@ -117,7 +117,8 @@ def test_a_model_folder_with_the_old_loader_loads(tmp_path):
     package = package_model(tmp_path / "pkg", gen, loaded, make_core(loaded), with_onnx=False)
     package.loader.write_text(OLD_LOADER_SOURCE)
     mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(package.loader), artifacts=package.artifacts,
-                             code_paths=[str(package.code)], signature=package.signature, metadata=package.metadata)
+                             code_paths=[str(package.code)], signature=package.signature, metadata=package.metadata,
+                             input_example=package.example)
     mel = np.full((80, 12), -4.0, np.float32)
     voc = load_vocoder(str(tmp_path / "model"))
     assert voc.mel_to_audio(mel, warn_range=False).shape == (12 * 256,)
