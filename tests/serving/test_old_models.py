@@ -68,6 +68,7 @@ def test_the_old_loader_text_is_what_the_old_commit_wrote():
     assert f"LOADER_SOURCE = '''{OLD_LOADER_SOURCE}'''" in shown.stdout
 
 
+@pytest.mark.slow
 def test_a_model_registered_by_the_old_code_loads_and_predicts(tmp_path_factory, lj_wavs):
     import mlflow
     import soundfile as sf
@@ -118,7 +119,7 @@ def test_a_model_folder_with_the_old_loader_loads(tmp_path):
     package.loader.write_text(OLD_LOADER_SOURCE)
     mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(package.loader), artifacts=package.artifacts,
                              code_paths=[str(package.code)], signature=package.signature, metadata=package.metadata,
-                             input_example=package.example)
+                             pip_requirements=package.pip_requirements, input_example=package.example)
     mel = np.full((80, 12), -4.0, np.float32)
     voc = load_vocoder(str(tmp_path / "model"))
     assert voc.mel_to_audio(mel, warn_range=False).shape == (12 * 256,)
