@@ -4,7 +4,7 @@ Inference: the full-size ``bigvgan_v2`` generator (bigvgan_v2_22khz_80band_256x,
 random weights: the architecture fixes the cost) on the project mel of ``--seconds`` of a real
 LJSpeech clip. Paths: ``reference`` (``bigvgan.bigvgan.BigVGAN(h, use_cuda_kernel=False)`` with our
 weights mapped into it, ``remove_weight_norm()``, ``eval()``, ``torch.no_grad()`` — its
-``inference.py``), ours ``torch`` and ``onnxruntime`` (``ganpipe.inference.prepare_for_inference``;
+``inference.py``), ours ``torch`` and ``onnxruntime`` (``ganpipe.serving.backends.prepare_for_inference``;
 the ONNX export is checked against the reference module at registration, here too). Timed calls
 alternate round-robin (bench_inference.alternate); reported: best and median wall, × real time
 (audio seconds / wall seconds), the within-round speed-up over the reference, the largest waveform
@@ -40,9 +40,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_inference import DEFAULT_DATA, CpuLoad, alternate, describe_load, load_mel, machine_info, paired_speedup  # noqa: E402
 
-from ganpipe.inference import max_abs_diff, prepare_for_inference, reference_module  # noqa: E402
 from ganpipe.models import build  # noqa: E402
 from ganpipe.models import reference_weights as rw  # noqa: E402
+from ganpipe.serving.backends import max_abs_diff, prepare_for_inference, reference_module  # noqa: E402
 from tests import _bigvgan_reference as ref  # noqa: E402
 
 

@@ -1,7 +1,7 @@
-"""Vocoder inference speed: the reference way vs ganpipe.inference's fast paths, in one run.
+"""Vocoder inference speed: the reference way vs ganpipe.serving.backends's fast paths, in one run.
 
 Reference (jik876/hifi-gan ``inference.py``): generator with weight norm removed, ``eval()``,
-plain forward under ``torch.no_grad()``. Fast paths (``ganpipe.inference.prepare_for_inference``):
+plain forward under ``torch.no_grad()``. Fast paths (``ganpipe.serving.backends.prepare_for_inference``):
 ``onnxruntime`` (the CPU default), ``torch`` (the reference module under ``inference_mode``),
 ``compile`` (torch.compile, opt-in: slow to build), and for the record ``jit`` (torch.jit trace +
 freeze + optimize_for_inference, not shipped). Every path synthesises the same mel: the project mel
@@ -42,9 +42,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ganpipe.inference import max_abs_diff, prepare_for_inference, reference_module  # noqa: E402
 from ganpipe.mel import MelConfig, MelSpectrogram  # noqa: E402
 from ganpipe.models import build  # noqa: E402
+from ganpipe.serving.backends import max_abs_diff, prepare_for_inference, reference_module  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ljspeech-mini" / "LJSpeech-1.1"
 ALL_PATHS = ("reference", "torch", "jit", "onnxruntime", "compile")

@@ -1,7 +1,7 @@
 """CPU inference of Vocos vs HiFi-GAN V1 / V3, ours and the reference code's, in one run (issue 14).
 
 Paths, all on the same 5 s LJSpeech mel (80 bands, the project mel; 2 threads by default):
-``vocos ours`` (ganpipe.inference.prepare_for_inference: ONNX Runtime, checked against torch),
+``vocos ours`` (ganpipe.serving.backends.prepare_for_inference: ONNX Runtime, checked against torch),
 ``vocos ours torch`` (the weight-norm-free module under inference_mode), ``vocos reference``
 (vocos==0.1.0 ``VocosBackbone`` + ``ISTFTHead(padding="same")`` at vocos.yaml's sizes, input 80
 bands, the same mapped weights: its waveform is compared with ours), and for HiFi-GAN V1 and V3
@@ -27,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import CpuLoad, alternate, describe_load, load_mel, machine_info
 
-from ganpipe.inference import prepare_for_inference, reference_module
 from ganpipe.models import build
 from ganpipe.models import reference_weights as rw
+from ganpipe.serving.backends import prepare_for_inference, reference_module
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

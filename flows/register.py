@@ -10,7 +10,7 @@ the rule says. Re-running for the same generator file creates nothing new and re
 promotion (after a commit, ``ganpipe register`` promotes what ``dvc repro`` registered as candidate).
 The decision and the registry's aliases go to metrics/register.json (DVC metric), the version's
 tags, the log and a Prefect artifact. See ganpipe/promotion.py and ganpipe/model_registry.py (rules), and
-ganpipe/serving.py (the model's input/output contract).
+ganpipe/serving/pyfunc.py (the model's input/output contract).
 """
 
 from __future__ import annotations

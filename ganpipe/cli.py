@@ -287,118 +287,77 @@ def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc 
     raise typer.Exit(subprocess.call(["dvc", "repro", *(args or [])]))
 
 
-@app.command()
-def synthesize(
-    model: str = typer.Option(..., "--model", "-m",
-                              help="Registered model: models:/NAME@champion, models:/NAME/3, a model folder, "
-                                   "or a generator file (models/generator.pt, ganpipe import-model -o FILE)."),
-    mel: Path = typer.Option(None, "--mel",
-                             help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel."),
-    wav: Path = typer.Option(None, "--wav", help="Vocoders: audio file to re-synthesise (copy-synthesis)."),
-    n: int = typer.Option(None, "--n", help="Unconditional models: number of clips to generate (1..256; default 1)."),
-    seed: int = typer.Option(None, "--seed", help="Unconditional models: seed of the latents (default 0)."),
-    latents: Path = typer.Option(None, "--latents",
-                                 help="Unconditional models: .npy of latents (batch, latent_dim) instead of --n."),
-    label: str = typer.Option(None, "--label", help="Unconditional class-conditioned models: class name or index."),
-    out: Path = typer.Option(..., "--out", "-o",
-                             help="Output WAV (16-bit PCM at the model's sample rate). Several clips: a folder "
-                                  "(clip_000.wav, ...) or NAME.wav (NAME_000.wav, ...)."),
-    mel_config: Path = typer.Option(None, "--mel-config",
-                                    help="JSON of the mel parameters used for --mel (checked against the model's)."),
-    speaker: str = typer.Option(None, "--speaker", help="Speaker name or index (speaker-conditioned vocoders)."),
-    backend: str = typer.Option("torch", "--backend", help="torch | onnx (the ONNX export inside the model)."),
-    resample: bool = typer.Option(False, "--resample", help="--wav: resample to the model's rate instead of failing."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri",
-                                     help="MLflow store (default: $MLFLOW_TRACKING_URI, else params.yaml's)."),
+_SYNTH = {  # the options of `ganpipe synthesize`
+    "model": typer.Option(..., "--model", "-m", help="Registered model: models:/NAME@champion, models:/NAME/3, a model "
+                          "folder, or a generator file (models/generator.pt, ganpipe import-model -o FILE)."),
+    "mel": typer.Option(None, "--mel", help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel."),
+    "wav": typer.Option(None, "--wav", help="Vocoders: audio file to re-synthesise (copy-synthesis)."),
+    "n": typer.Option(None, "--n", help="Unconditional models: number of clips to generate (1..256; default 1)."),
+    "seed": typer.Option(None, "--seed", help="Unconditional models: seed of the latents (default 0)."),
+    "latents": typer.Option(None, "--latents", help="Unconditional models: .npy of latents (batch, latent_dim) "
+                            "instead of --n."),
+    "label": typer.Option(None, "--label", help="Unconditional class-conditioned models: class name or index."),
+    "out": typer.Option(..., "--out", "-o", help="Output WAV (16-bit PCM at the model's sample rate). Several clips: "
+                        "a folder (clip_000.wav, ...) or NAME.wav (NAME_000.wav, ...)."),
+    "mel_config": typer.Option(None, "--mel-config", help="JSON of the mel parameters used for --mel (checked "
+                               "against the model's)."),
+    "speaker": typer.Option(None, "--speaker", help="Speaker name or index (speaker-conditioned vocoders)."),
+    "backend": typer.Option("torch", "--backend", help="torch | onnx (the ONNX export inside the model)."),
+    "resample": typer.Option(False, "--resample", help="--wav: resample to the model's rate instead of failing."),
+    "tracking_uri": typer.Option(None, "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                                 "params.yaml's)."),
+}
+
+
+@app.command("synthesize")
+def synthesize_command(
+    model: str = _SYNTH["model"], mel: Path = _SYNTH["mel"], wav: Path = _SYNTH["wav"], n: int = _SYNTH["n"],
+    seed: int = _SYNTH["seed"], latents: Path = _SYNTH["latents"], label: str = _SYNTH["label"],
+    out: Path = _SYNTH["out"], mel_config: Path = _SYNTH["mel_config"], speaker: str = _SYNTH["speaker"],
+    backend: str = _SYNTH["backend"], resample: bool = _SYNTH["resample"], tracking_uri: str = _SYNTH["tracking_uri"],
 ) -> None:
     """Vocode a mel (--mel x.npy) or re-synthesise audio (--wav in.wav) with a registered vocoder, or
     generate clips with a registered unconditional model (--n 4 --seed 0, or --latents z.npy)
     -> WAV. Mel parameters that differ from the model's (--mel-config, or the array's n_mels) are
-    reported by name instead of producing wrong audio; options of the other kind of model are refused."""
-    import numpy as np
+    reported by name instead of producing wrong audio; options of the other kind of model are refused.
+    The rules are the library's (ganpipe.serving.rules), as for ganpipe.synthesis.synthesize."""
+    import warnings
 
-    from ganpipe.audio import AudioError, read_audio, write_audio
-    from ganpipe.audio import resample as resample_audio
-    from ganpipe.synthesis import SynthesisError, UnconditionalGenerator, describe, load_model
+    from ganpipe.serving.api import MelRangeWarning, SynthesisError, synthesize
 
-    def fail(message: str) -> None:
-        typer.secho(f"error: {message}", fg="red", err=True)
-        raise typer.Exit(2)
-
-    vocoder_opts = {"--mel": mel, "--wav": wav, "--mel-config": mel_config, "--speaker": speaker,
-                    "--resample": resample or None}
-    latent_opts = {"--n": n, "--seed": seed, "--latents": latents, "--label": label}
-    given_v = [k for k, v in vocoder_opts.items() if v is not None]
-    given_l = [k for k, v in latent_opts.items() if v is not None]
-    if given_v and given_l:
-        fail(f"{', '.join(given_v)} (vocoders) and {', '.join(given_l)} (unconditional models) do not go together")
-    if mel is not None and wav is not None:
-        fail("give exactly one of --mel or --wav")
-    if wav is not None and mel_config is not None:
-        fail("--mel-config describes the mels given with --mel; with --wav the model computes its own mel")
-    if n is not None and latents is not None:
-        fail("give --n (with --seed) or --latents, not both")
     try:
-        loaded = load_model(model, tracking_uri)
-        if isinstance(loaded, UnconditionalGenerator):
-            if given_v:
-                fail(f"{describe(loaded)}: the options {', '.join(given_v)} are for vocoders; generate with "
-                     "--n N --seed S (or --latents z.npy)")
-            z = None
-            if latents is not None:
-                try:
-                    z = np.load(latents, allow_pickle=False)
-                except (OSError, ValueError) as exc:
-                    fail(f"{latents}: cannot read a .npy array ({exc})")
-            clips = loaded.generate(n=1 if n is None and z is None else n, seed=seed or 0, latents=z, label=label,
-                                    backend=backend)
-            _write_clips(out, clips, loaded.sample_rate, model)
-            return
-        voc = loaded
-        if given_l:
-            fail(f"{describe(voc)}: the options {', '.join(given_l)} are for unconditional models; give --mel or --wav")
-        if mel is None and wav is None:
-            fail(f"{describe(voc)}: give exactly one of --mel or --wav")
-        if mel is not None:
-            try:
-                array = np.load(mel, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                fail(f"{mel}: cannot read a .npy array ({exc})")
-            if array.ndim in (2, 3) and (warning := voc.mel_range_warning(array)):
-                typer.secho(f"warning: {mel}: {warning}", fg="yellow", err=True)
-            audio = voc.mel_to_audio(array, mel_config=mel_config, speaker=speaker, backend=backend,
-                                     warn_range=False)
-        else:
-            try:
-                signal, sr = read_audio(wav)
-            except AudioError as exc:
-                fail(str(exc))
-            if sr != voc.sample_rate:
-                if not resample:
-                    fail(f"{wav}: {sr} Hz, but the model works at sample_rate={voc.sample_rate} Hz: add --resample to "
-                         f"resample it to {voc.sample_rate} Hz (soxr)")
-                signal, sr = resample_audio(signal, sr, voc.sample_rate), voc.sample_rate
-            if len(signal) < voc.min_samples:
-                fail(f"{wav}: too short: {len(signal)} samples ({1000 * len(signal) / sr:.1f} ms at {sr} Hz); the "
-                     f"model needs at least {voc.min_samples} ({voc.min_samples // voc.hop_length} frames of "
-                     f"{voc.hop_length} samples)")
-            audio = voc.copy_synthesis(signal, sr, speaker=speaker, backend=backend)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MelRangeWarning)
+            audio, sample_rate = synthesize(
+                model, mel=mel, wav=wav, mel_config=mel_config, speaker=speaker, resample=resample, n=n, seed=seed,
+                latents=latents, label=label, backend=backend, tracking_uri=tracking_uri)
     except SynthesisError as exc:
-        fail(str(exc))
-    if audio.ndim == 2 and audio.shape[0] == 1:  # a (1, n_mels, frames) array
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    for w in caught:  # a mel of another kind than the model's: said, not fatal; other warnings as usual
+        if issubclass(w.category, MelRangeWarning):
+            typer.secho(f"warning: {w.message}", fg="yellow", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if mel is not None and audio.ndim == 2 and audio.shape[0] == 1:  # a (1, n_mels, frames) array: one mel
         audio = audio[0]
-    if audio.ndim != 1:
-        fail(f"--mel holds a batch of {audio.shape[0]} mels; give one (n_mels, frames) array")
-    write_audio(out, audio, voc.sample_rate, "pcm16")
-    typer.echo(json.dumps({"out": str(out), "sample_rate": voc.sample_rate, "samples": int(audio.shape[-1]),
-                           "seconds": round(audio.shape[-1] / voc.sample_rate, 3), "model": model}))
+    if audio.ndim == 1:
+        _write_clips(out, audio[None], sample_rate, model, one_file=True)
+    else:
+        _write_clips(out, audio, sample_rate, model)
 
 
-def _write_clips(out: Path, clips, sample_rate: int, model: str) -> None:
+def _write_clips(out: Path, clips, sample_rate: int, model: str, one_file: bool = False) -> None:
     """One clip -> ``out`` (a .wav file) or ``out/clip_000.wav``; several -> ``out/clip_NNN.wav``
-    (``out`` a folder) or ``NAME_NNN.wav`` beside ``out`` = ``NAME.wav``."""
+    (``out`` a folder) or ``NAME_NNN.wav`` beside ``out`` = ``NAME.wav``. ``one_file``: the audio of a
+    vocoder, written to ``out`` whatever its name (the JSON names one file)."""
     from ganpipe.audio import write_audio
 
+    if one_file:
+        write_audio(out, clips[0], sample_rate, "pcm16")
+        typer.echo(json.dumps({"out": str(out), "sample_rate": sample_rate, "samples": int(clips.shape[-1]),
+                               "seconds": round(clips.shape[-1] / sample_rate, 3), "model": model}))
+        return
     if out.suffix.lower() == ".wav":
         paths = [out] if len(clips) == 1 else [out.with_name(f"{out.stem}_{i:03d}.wav") for i in range(len(clips))]
     else:

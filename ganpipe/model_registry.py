@@ -212,9 +212,10 @@ def _version_tags(loaded: Any, core: Any, sha: str, content: str, dataset: str, 
 
 
 def _core(loaded: Any) -> Any:
-    """The serving core of ``loaded`` (:mod:`ganpipe.serving`: checks that it can be served, e.g.
+    """The serving core of ``loaded`` (:mod:`ganpipe.serving.cores`: checks that it can be served, e.g.
     that an unconditional variant makes audio); RegistryError otherwise."""
-    from ganpipe.serving import InputError, make_core
+    from ganpipe.serving.contract import InputError
+    from ganpipe.serving.cores import make_core
 
     try:
         return make_core(loaded)
@@ -236,7 +237,7 @@ def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any,
                metrics: dict[str, Any], tags: dict[str, str], params: Params, metric: str) -> Any:
     import mlflow
 
-    from ganpipe.packaging import package_model
+    from ganpipe.serving.packaging import package_model
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     rp = params.registry
@@ -382,6 +383,26 @@ def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, p
 
 # ------------------------------------------------------------------------------------------------
 # the entry point
+def _read_inputs(root: Path, generator: str | Path,
+                 eval_metrics: str | Path | dict[str, Any]) -> tuple[Path, Any, dict[str, Any]]:
+    """The generator file (path, loaded) and its evaluation metrics, checked to describe the same model."""
+    from ganpipe.generator_io import load_generator
+
+    gen_path = Path(generator) if Path(generator).is_absolute() else root / generator
+    if not gen_path.is_file():
+        raise RegistryError(f"generator file not found: {gen_path} (run the train stage first: dvc repro)")
+    if not isinstance(eval_metrics, dict) and not Path(eval_metrics).is_absolute():
+        eval_metrics = root / eval_metrics
+    metrics = read_eval_metrics(eval_metrics)
+    loaded = load_generator(gen_path)
+    for key, ours in (("variant", loaded.bundle.variant), ("step", loaded.meta.get("step"))):
+        if key in metrics and ours is not None and metrics[key] != ours:
+            raise RegistryError(
+                f"the evaluation metrics ({key}={metrics[key]!r}) do not describe {gen_path.name} ({key}={ours!r}): "
+                "run the evaluate stage for this generator first (dvc repro)")
+    return gen_path, loaded, metrics
+
+
 def register_generator(generator: str | Path, eval_metrics: str | Path | dict[str, Any], params: Params,
                        project_dir: str | Path = ".", promote: bool = False,
                        source: Source | None = None, model_name: str | None = None) -> Registration:
@@ -397,23 +418,11 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
     """
     from mlflow import MlflowClient
 
-    from ganpipe.generator_io import load_generator
     from ganpipe.training.tracking import setup_mlflow
 
     root = Path(project_dir).resolve()
-    gen_path = Path(generator) if Path(generator).is_absolute() else root / generator
-    if not gen_path.is_file():
-        raise RegistryError(f"generator file not found: {gen_path} (run the train stage first: dvc repro)")
-    if not isinstance(eval_metrics, dict) and not Path(eval_metrics).is_absolute():
-        eval_metrics = root / eval_metrics
-    metrics = read_eval_metrics(eval_metrics)
-    loaded = load_generator(gen_path)
+    gen_path, loaded, metrics = _read_inputs(root, generator, eval_metrics)
     kind = loaded.bundle.kind
-    for key, ours in (("variant", loaded.bundle.variant), ("step", loaded.meta.get("step"))):
-        if key in metrics and ours is not None and metrics[key] != ours:
-            raise RegistryError(
-                f"the evaluation metrics ({key}={metrics[key]!r}) do not describe {gen_path.name} ({key}={ours!r}): "
-                "run the evaluate stage for this generator first (dvc repro)")
     core = _core(loaded)  # can it be served? (mel_mlp_gan makes no audio)
     metric = primary_metric_for(params.registry.primary_metric, kind)
     check_primary_metric(metric, params.registry.primary_metric, metrics,

@@ -394,8 +394,8 @@ class Kit:
     def inference(self) -> dict[str, Any]:
         import torch
 
-        from ganpipe.inference import prepare_for_inference
         from ganpipe.models import TINY_OVERRIDES, build
+        from ganpipe.serving.backends import prepare_for_inference
 
         s = self.sizes
         frames = max(32, int(s.infer_seconds * 22050 / 256))

@@ -310,8 +310,8 @@ def _band_noise(rng: np.random.Generator, n: int, lo: float, hi: float, sr: int)
     return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
 
 
-def synthesize(prof: SpeakerProfile, duration: float, sample_rate: int,
-               rng: np.random.Generator) -> tuple[np.ndarray, list[Segment]]:
+def render_profile_utterance(prof: SpeakerProfile, duration: float, sample_rate: int,
+                             rng: np.random.Generator) -> tuple[np.ndarray, list[Segment]]:
     """One utterance of ``duration`` seconds: float32 samples (peak -6..-2 dBFS) and its segments."""
     sr = sample_rate
     n = int(round(duration * sr))
@@ -386,7 +386,7 @@ def render_utterance(params: DemoParams, speaker_index: int, utt_index: int,
         profiles = speaker_profiles(params)
     rng = utterance_rng(params, speaker_index, utt_index)
     duration = float(rng.uniform(params.min_seconds, params.max_seconds))
-    return synthesize(profiles[speaker_index], duration, params.sample_rate, rng)
+    return render_profile_utterance(profiles[speaker_index], duration, params.sample_rate, rng)
 
 
 def _readme(params: DemoParams, profiles: list[SpeakerProfile], n_files: int) -> str:

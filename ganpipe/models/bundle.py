@@ -31,7 +31,7 @@ class VariantDescription:
     subbands: the training forward is ``generator.forward_subbands`` (PQMF sub-bands, ``generator.pqmf``).
     clip_samples / sample_rate: the audio clip an unconditional generator makes (None: vocoders, frames).
     onnx_exportable: the whole path to audio can be exported to ONNX (vocoders that draw their own
-        noise are refused at export, see ganpipe.inference).
+        noise are refused at export, see ganpipe.serving.backends).
     rendering / latent_distribution: how the audio is made and the latents drawn (model metadata).
     """
 

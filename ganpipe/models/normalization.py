@@ -92,7 +92,7 @@ def has_weight_norm(module: nn.Module) -> bool:
 
 def remove_weight_norm(model: nn.Module) -> int:
     """Fold every weight-norm parametrisation inside ``model`` into a plain weight (the project's one
-    weight-norm removal: the generators' ``remove_weight_norm`` and ganpipe.inference use it).
+    weight-norm removal: the generators' ``remove_weight_norm`` and ganpipe.serving.backends use it).
 
     The computed weight is kept, so the model's output does not change. Spectral norm is left
     in place (it belongs to discriminators, which are not exported). Only the model's own layer

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganpipe.inference import onnxruntime_available, prepare_for_inference
 from ganpipe.models import TINY_OVERRIDES, build
 from ganpipe.models.vocos import InverseSTFT
+from ganpipe.serving.backends import onnxruntime_available, prepare_for_inference
 
 
 def test_published_size():

@@ -31,12 +31,12 @@ TRAIN_WITHOUT_TRACKING = BLOCK_TRACKING + textwrap.dedent("""
     import importlib
     from pathlib import Path
 
-    for name in ("ganpipe.training.trainer", "ganpipe.training.tracking", "ganpipe.features", "ganpipe.inference",
+    for name in ("ganpipe.training.trainer", "ganpipe.training.tracking", "ganpipe.features", "ganpipe.serving.backends",
                  "ganpipe.prepare", "ganpipe.evaluation", "ganpipe.datasets.demo", "ganpipe.generator_io"):
         importlib.import_module(name)
 
     from ganpipe.config import parse_params
-    from ganpipe.inference import prepare_for_inference
+    from ganpipe.serving.backends import prepare_for_inference
     from ganpipe.models import TINY_OVERRIDES
     from ganpipe.training.trainer import TrainPaths, Trainer
 

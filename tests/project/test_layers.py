@@ -79,7 +79,9 @@ def test_training_does_not_reach_the_registry_or_the_packaging():
     """Training writes a generator file and may fetch a registered one (ganpipe/mlflow_store.py); it
     never registers, promotes or packages a model."""
     reached = _reaches({"ganpipe.training.trainer", "ganpipe.training.launch", "flows.train"})
-    assert not reached & {"ganpipe/model_registry.py", "ganpipe/serving.py", "ganpipe/promotion.py"}, sorted(reached)
+    assert not reached & {"ganpipe/model_registry.py", "ganpipe/promotion.py"}, sorted(reached)
+    assert not [p for p in reached if p.startswith("ganpipe/serving/") and p != "ganpipe/serving/__init__.py"], \
+        sorted(reached)
 
 
 def test_the_generator_file_knows_nothing_of_mlflow():
@@ -94,5 +96,37 @@ def test_ganpipe_never_imports_flows():
 
 
 def test_packaging_knows_no_store_registration_or_promotion():
-    reached = _reaches({"ganpipe.packaging"})
+    reached = _reaches({"ganpipe.serving.packaging"})
     assert not reached & {"ganpipe/model_registry.py", "ganpipe/promotion.py", "ganpipe/mlflow_store.py"}, sorted(reached)
+
+
+# The consumer package, bottom-up: each module may import only the modules before it.
+CONSUMER_LAYERS = ("contract", "rules", "backends", "cores", "pyfunc", "packaging", "model", "api")
+
+
+def test_the_consumer_package_imports_downward_only():
+    graph = import_graph()
+    package = {m for m in graph if m.startswith("ganpipe.serving.")}
+    assert package == {f"ganpipe.serving.{m}" for m in CONSUMER_LAYERS}, "declare each module's layer here"
+    upward = []
+    for i, name in enumerate(CONSUMER_LAYERS):
+        below = {f"ganpipe.serving.{m}" for m in CONSUMER_LAYERS[:i]}
+        for target in graph[f"ganpipe.serving.{name}"]:
+            if target.startswith("ganpipe.serving") and target not in below:
+                upward.append(f"{name} -> {target}")
+    assert not upward, upward
+    # the package itself resolves its names lazily: importing it imports none of its modules
+    assert not {t for t in graph["ganpipe.serving"] if t.startswith("ganpipe.")}
+
+
+def test_using_a_model_is_no_circle_of_modules():
+    """The generator file, the package and the public API facade use each other one way only: the
+    package never climbs back to ganpipe.synthesis (or the CLI), the generator file knows none of them."""
+    graph = import_graph()
+    consumer = {m for m in graph if m.startswith("ganpipe.serving")} | {"ganpipe.synthesis", "ganpipe.generator_io"}
+    assert not [c for c in cycles({m: graph[m] & consumer for m in consumer})]
+    assert graph["ganpipe.synthesis"] == {"ganpipe.serving.api"}
+    assert not [m for m in consumer if graph[m] & {"ganpipe.synthesis", "ganpipe.cli"}]
+    assert not [t for t in graph["ganpipe.generator_io"] if t.startswith("ganpipe.serving")]
+    for gone in ("inference", "packaging", "serving"):  # the old modules of the circle are gone
+        assert not (REPO_ROOT / "ganpipe" / f"{gone}.py").exists()

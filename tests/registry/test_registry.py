@@ -172,7 +172,7 @@ def test_promotion_rules_idempotence_and_metadata(tmp_path, tmp_path_factory):
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}/1", dst_path=str(tmp_path / "dl")))
     reqs = (local / "requirements.txt").read_text()
     assert "torch==" in reqs and "mlflow==" in reqs and "numpy==" in reqs
-    assert (local / "code" / "ganpipe" / "serving.py").is_file()  # the model carries its code
+    assert (local / "code" / "ganpipe" / "serving" / "pyfunc.py").is_file()  # the model carries its code
 
 
 def test_higher_is_better_metric_promotes_the_larger(tmp_path, tmp_path_factory):

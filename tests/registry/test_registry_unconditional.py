@@ -166,7 +166,7 @@ def test_unconditional_metadata_signature_and_tags(store):
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{WAVEGAN}/1", dst_path=str(root / "dl")))
     reqs = (local / "requirements.txt").read_text()
     assert "torch==" in reqs and "mlflow==" in reqs and "onnxruntime==" in reqs
-    assert (local / "artifacts" / "generator.onnx").is_file() and (local / "code" / "ganpipe" / "serving.py").is_file()
+    assert (local / "artifacts" / "generator.onnx").is_file() and (local / "code" / "ganpipe" / "serving" / "pyfunc.py").is_file()
 
 
 def test_wavegan_pyfunc_contract(store):

@@ -1,6 +1,6 @@
-"""ganpipe.inference: the fast paths give the reference forward's waveform (max |diff| < 1e-4).
+"""ganpipe.serving.backends: the fast paths give the reference forward's waveform (max |diff| < 1e-4).
 
-The reference is built independently of ganpipe.inference, the way jik876/hifi-gan's inference
+The reference is built independently of ganpipe.serving.backends, the way jik876/hifi-gan's inference
 script does it: a second generator with the same weights, weight norm removed, eval, no_grad.
 """
 
@@ -12,10 +12,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from ganpipe.inference import InferenceGenerator, export_onnx, onnxruntime_available, prepare_for_inference, synthesize
 from ganpipe.mel import MelConfig, MelSpectrogram
 from ganpipe.models import TINY_OVERRIDES, build
 from ganpipe.models.normalization import has_weight_norm
+from ganpipe.serving.backends import (
+    InferenceGenerator,
+    export_onnx,
+    onnxruntime_available,
+    prepare_for_inference,
+    run_generator,
+)
 
 TOL = 1e-4
 HAS_ORT = onnxruntime_available()
@@ -128,16 +134,16 @@ def test_generator_that_draws_noise_is_never_given_a_mismatching_fast_path():
         prepare_for_inference(generator, backend="onnxruntime")
 
 
-def test_synthesize_shapes_and_reuse_until_weights_change():
+def test_run_generator_shapes_and_reuse_until_weights_change():
     generator, reference = reference_pair("hifigan_v3", **TINY_OVERRIDES["hifigan_v3"])
     mel = torch.randn(80, 20) - 5.0
     with torch.no_grad():
         expected = reference(mel.unsqueeze(0))
-    wav = synthesize(generator, mel)
+    wav = run_generator(generator, mel)
     assert wav.shape == (20 * 256,)
     assert max_diff(wav, expected[0, 0]) < TOL
-    assert synthesize(generator, mel.unsqueeze(0).repeat(2, 1, 1)).shape == (2, 1, 20 * 256)
-    assert max_diff(synthesize(generator, mel.numpy()), expected[0, 0]) < TOL  # numpy input
+    assert run_generator(generator, mel.unsqueeze(0).repeat(2, 1, 1)).shape == (2, 1, 20 * 256)
+    assert max_diff(run_generator(generator, mel.numpy()), expected[0, 0]) < TOL  # numpy input
 
     # new weights (as after an optimiser step or load_state_dict) must not reuse the old module
     other, other_ref = reference_pair("hifigan_v3", **TINY_OVERRIDES["hifigan_v3"])
@@ -149,11 +155,11 @@ def test_synthesize_shapes_and_reuse_until_weights_change():
     with torch.no_grad():
         new_expected = fresh(mel.unsqueeze(0))
     assert max_diff(new_expected, expected) > 1e-3  # the weights really differ
-    assert max_diff(synthesize(generator, mel), new_expected[0, 0]) < TOL
+    assert max_diff(run_generator(generator, mel), new_expected[0, 0]) < TOL
 
     prepared = prepare_for_inference(other, backend="torch")
     with torch.no_grad():
-        assert max_diff(synthesize(prepared, mel), other_ref(mel.unsqueeze(0))[0, 0]) < TOL
+        assert max_diff(run_generator(prepared, mel), other_ref(mel.unsqueeze(0))[0, 0]) < TOL
 
 
 def test_input_checks():

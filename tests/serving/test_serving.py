@@ -98,7 +98,7 @@ def test_pyfunc_contract_on_real_speech(model, lj_wavs):
 def test_meanvar_models_normalise_their_input(tmp_path):
     """With normalize: meanvar the model takes the raw log-mel and applies its own statistics."""
     from ganpipe.generator_io import load_generator
-    from ganpipe.serving import VocoderCore
+    from ganpipe.serving.cores import VocoderCore
 
     cfg = MelConfig(fmin=80.0, fmax=7600.0, log_base="10", clamp=1e-10, normalize="meanvar")
     rng = np.random.default_rng(0)

@@ -177,7 +177,7 @@ def test_features_on_cuda_equal_cpu(device, demo_corpus, tmp_path):
 
 @pytest.mark.parametrize("variant", ["hifigan_v1", "hifigan_v3"])
 def test_inference_on_cuda_equals_cpu(device, variant):
-    from ganpipe.inference import prepare_for_inference
+    from ganpipe.serving.backends import prepare_for_inference
 
     torch.manual_seed(0)
     generator = build(variant, **TINY_OVERRIDES[variant]).generator

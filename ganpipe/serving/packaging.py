@@ -1,20 +1,29 @@
 """Model packaging: a trained generator as an MLflow pyfunc model folder — the loader
-(ganpipe/serving.py), the generator file, the ONNX export checked against torch (ganpipe/inference.py's
-exporter, session builder and tolerance), the ganpipe sources, the metadata and input example of its
-kind. No MLflow store, no registration, no promotion (ganpipe/model_registry.py logs and registers what this
-lays out).
+(:mod:`ganpipe.serving.pyfunc`), the generator file, the ONNX export checked against torch (the exporter,
+session builder and tolerance of :mod:`ganpipe.serving.backends`), the ganpipe sources, the metadata and
+input example of its kind. No MLflow store, no registration, no promotion (ganpipe/model_registry.py logs
+and registers what this lays out).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("ganpipe.packaging")
+from ganpipe.serving.backends import (
+    DEFAULT_ATOL,
+    _draws_noise,
+    export_latent_onnx,
+    export_onnx,
+    onnx_session,
+    reference_module,
+)
+from ganpipe.serving.pyfunc import LOADER_SOURCE, kind_metadata, model_metadata, signature_for
+
+log = logging.getLogger("ganpipe.serving.packaging")
 
 MODEL_ARTIFACT = {"vocoder": "vocoder", "unconditional": "generator"}  # the logged model's name in its run, by kind
 
@@ -39,15 +48,6 @@ def export_checked_onnx(loaded: Any, path: Path) -> str | None:
     output, which the export would not contain."""
     import numpy as np
     import torch
-
-    from ganpipe.inference import (
-        DEFAULT_ATOL,
-        _draws_noise,
-        export_latent_onnx,
-        export_onnx,
-        onnx_session,
-        reference_module,
-    )
 
     b = loaded.bundle
     if b.kind == "vocoder" and _draws_noise(loaded.generator):
@@ -92,54 +92,6 @@ def _copy_code(dest: Path) -> Path:
     return target
 
 
-def _kind_metadata(loaded: Any, core: Any) -> tuple[dict[str, Any], Any, str]:
-    """Kind-specific metadata, the input example and the registered model's description."""
-    import numpy as np
-
-    from ganpipe.serving import MAX_CLIPS
-
-    if loaded.bundle.kind == "vocoder":
-        cfg = loaded.mel_config
-        meta = {
-            "mel_config": cfg.to_dict(), "sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length,
-            "n_mels": cfg.n_mels, "min_frames": int(loaded.bundle.min_frames or 1),
-            "speakers": list(loaded.label_names) if loaded.bundle.conditioning != "none" else [],
-            "input": "float32 (batch, n_mels, frames) un-normalised project log-mel; params input_type=waveform: "
-                     "(batch, 1, samples) at sample_rate (copy-synthesis); see ganpipe/serving.py",
-            "output": "float32 (batch, 1, frames * hop_length) waveform in [-1, 1]",
-        }
-        # a short silent-level mel: documents the request format (serving_input_example.json)
-        example = (np.full((1, cfg.n_mels, max(8, int(loaded.bundle.min_frames or 1))),
-                           math.log(cfg.clamp) / (math.log(10) if cfg.log_base == "10" else 1.0),
-                           dtype=np.float32), {"input_type": "mel"})
-        return meta, example, ("ganpipe GAN vocoder: log-mel (batch, n_mels, frames) -> waveform (batch, 1, "
-                               "frames*hop); see ganpipe/serving.py.")
-    meta = {
-        "sample_rate": core.sample_rate, "latent_dim": core.latent_dim,
-        "latent_distribution": core.described.latent_distribution, "samples": core.samples,
-        "labels": core.labels, "max_clips": MAX_CLIPS, "rendering": core.described.rendering,
-        "input": f"optional float32 latents (batch, {core.latent_dim}), 1 <= batch <= {MAX_CLIPS}; or none with "
-                 f"params n (1..{MAX_CLIPS}) + seed (latents drawn by the generator's sample_latent); "
-                 "params label for class-conditioned models; see ganpipe/serving.py",
-        "output": f"float32 (batch, 1, {core.samples}) waveform at sample_rate",
-    }
-    example = core.draw_latents(1, seed=0).numpy()  # one latent the generator itself would draw
-    return meta, example, (f"ganpipe unconditional GAN ({core.variant}): latents (batch, {core.latent_dim}) or "
-                           f"params n + seed -> waveform (batch, 1, {core.samples}) at {core.sample_rate} Hz; see "
-                           "ganpipe/serving.py.")
-
-
-def model_metadata(loaded: Any, core: Any) -> dict[str, Any]:
-    """The model's metadata without the packaging facts (ONNX): format, variant, kind and its kind's
-    fields; what a registered model's ``model.metadata.metadata`` holds besides the registry's tags
-    (and what ``ganpipe.synthesis`` gives a generator file loaded directly)."""
-    from ganpipe.serving import FORMATS
-
-    kind = loaded.bundle.kind
-    return {"format": FORMATS[kind], "variant": loaded.bundle.variant, "kind": kind,
-            **_kind_metadata(loaded, core)[0]}
-
-
 @dataclass
 class Package:
     """A model folder's parts, ready for ``mlflow.pyfunc.log_model``."""
@@ -158,8 +110,6 @@ class Package:
 def package_model(folder: Path, gen_path: Path, loaded: Any, core: Any, with_onnx: bool) -> Package:
     """Lay out the pyfunc model of ``loaded`` under ``folder``: loader, generator file, the checked ONNX
     export (when ``with_onnx`` and one is possible), the ganpipe sources, the metadata of its kind."""
-    from ganpipe.serving import LOADER_SOURCE, signature_for
-
     loader = folder / "ganpipe_model.py"
     loader.write_text(LOADER_SOURCE)
     shutil.copy2(gen_path, folder / "generator.pt")  # the artifact keeps its file name
@@ -172,7 +122,7 @@ def package_model(folder: Path, gen_path: Path, loaded: Any, core: Any, with_onn
         else:
             log.warning("no ONNX export in the model: %s", onnx_skipped)
     kind = loaded.bundle.kind
-    kind_meta, example, description = _kind_metadata(loaded, core)
+    _, example, description = kind_metadata(loaded, core)
     metadata = {**model_metadata(loaded, core), "onnx": "onnx" in artifacts,
                 "onnx_skipped": None if "onnx" in artifacts else onnx_skipped}
     return Package(loader, artifacts, _copy_code(folder / "code"), metadata, example, description,

@@ -1,4 +1,5 @@
-"""Fast inference for trained vocoder generators (mel -> waveform), same output as the reference.
+"""The inference backends of a trained generator: the reference torch module, ONNX export and the
+one ONNX Runtime session builder, and the fast vocoder paths (mel -> waveform, same output as the reference).
 
 The reference way (jik876/hifi-gan ``inference.py``) is: remove weight norm, ``eval()``, call the
 generator under ``torch.no_grad()``. :func:`prepare_for_inference` builds that reference module on
@@ -41,7 +42,7 @@ slower than ORT on both V1 and V3.
 
 >>> fast = prepare_for_inference(generator)          # once
 >>> wav = fast(mel)                                  # (B, n_mels, F) -> (B, 1, F * hop)
->>> wav = synthesize(generator, mel[0])              # convenience: (n_mels, F) -> (T,)
+>>> wav = run_generator(generator, mel[0])          # convenience: (n_mels, F) -> (T,)
 """
 
 from __future__ import annotations
@@ -59,12 +60,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ganpipe.serving.contract import ONNX_BACKEND
+
 Backend = Literal["auto", "onnxruntime", "torch", "compile"]
-BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "torch", "compile")
+INFERENCE_BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "torch", "compile")  # prepare_for_inference's
 # The one tolerance of an ONNX (or compiled) path against the reference forward: here, at registration
-# (ganpipe/model_registry.py) and in the served model's contract (ganpipe/serving.py).
+# (ganpipe/serving/packaging.py) and in the served model's contract (ganpipe/serving/cores.py).
 DEFAULT_ATOL = 1e-4
-ONNX_BACKEND = "onnxruntime"  # the backend name everywhere (the served model also accepts "onnx")
 _PROBE_FRAMES = 32
 
 
@@ -198,7 +200,7 @@ class InferenceGenerator(nn.Module):
         self._session: Any = None
         self._compiled: Any = None
         self.module: nn.Module | None = None
-        if backend == "onnxruntime":
+        if backend == ONNX_BACKEND:
             self._session = onnx_session(export_onnx(reference), threads, spinning)
         else:
             self.module = reference
@@ -257,12 +259,12 @@ def onnx_session(model: bytes | str | Path, threads: int | None = None, spinning
 
 
 def _resolve_backend(backend: str, device: torch.device, generator: nn.Module) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if backend not in INFERENCE_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(INFERENCE_BACKENDS)}")
     if backend == "auto":
         fast = device.type == "cpu" and onnxruntime_available() and not _draws_noise(generator)
-        return "onnxruntime" if fast else "torch"
-    if backend == "onnxruntime":
+        return ONNX_BACKEND if fast else "torch"
+    if backend == ONNX_BACKEND:
         if device.type != "cpu":
             raise ValueError("the onnxruntime backend runs on the CPU only; use backend='torch' on "
                              f"{device.type}")
@@ -332,7 +334,7 @@ def prepare_for_inference(generator: nn.Module, *, backend: Backend | str = "aut
     return fast
 
 
-# Prepared modules of plain generators passed to synthesize(), reused while their weights are unchanged.
+# Prepared modules of plain generators passed to run_generator(), reused while their weights are unchanged.
 _CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, InferenceGenerator]] = weakref.WeakKeyDictionary()
 
 
@@ -343,7 +345,7 @@ def _fingerprint(generator: nn.Module, backend: str, device: torch.device | None
             tuple((id(t), t._version, t.data_ptr()) for t in tensors))
 
 
-def synthesize(generator: nn.Module, mel: Tensor | np.ndarray, speaker: Tensor | int | None = None, *,
+def run_generator(generator: nn.Module, mel: Tensor | np.ndarray, speaker: Tensor | int | None = None, *,
                backend: Backend | str = "auto", device: str | torch.device | None = None) -> Tensor:
     """Waveform of ``mel`` with the fast path: ``(n_mels, F)`` -> ``(F * hop,)``,
     ``(B, n_mels, F)`` -> ``(B, 1, F * hop)``.
