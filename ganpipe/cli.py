@@ -125,6 +125,27 @@ def register(
     _run_flow("register", params, ["--promote"] if promote else [])
 
 
+@app.command()
+def promote(
+    name: str = typer.Argument(..., help="The registered model."),
+    version: str = typer.Argument(..., help="Its version to make champion (e.g. the challenger)."),
+    reason: str = typer.Option("approved", "--reason", help="Why: logged as the version's decision_reason tag."),
+    by: str = typer.Option(None, "--by", help="Who approved it (tag approved_by)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Make VERSION of NAME the champion by hand (registry.approval: manual approves a challenger
+    this way); the reason is logged as a tag on the version."""
+    from ganpipe.guards import promote_by_hand
+
+    _check(params)
+    try:
+        tags = promote_by_hand(load_params(params), params.resolve().parent, name, version, reason, by)
+    except Exception as exc:  # noqa: BLE001 - no such model or version: say so
+        typer.secho(f"error: cannot promote {name} version {version}: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"model_name": name, "version": version, **tags}))
+
+
 def _import_formats_help() -> str:
     from ganpipe.importing import FORMATS  # torch-free: the table of source formats
 
