@@ -32,7 +32,9 @@ it too) is refused with a :class:`RegistryError`.
    ``registry.champion_alias`` when it was made on the main line (:mod:`ganpipe.promotion`: not in
    a DVC experiment, no uncommitted changes besides pipeline outputs; ``registry.promote_from:
    any`` lifts this) and there is no champion, or when its metrics are comparable with the
-   champion's (same mel configuration and evaluation set; tag ``comparability``) and its primary
+   champion's (same mel configuration and evaluation set, tag ``comparability``; when they differ,
+   the champion is first re-scored on the new version's clips, :mod:`ganpipe.rescoring`, and the
+   guards of :mod:`ganpipe.guards` apply: the floor, a fine-tune's parent, manual approval) and its primary
    metric beats the champion's by more than ``registry.margin`` (lower is better unless
    ``ganpipe.metrics.HIGHER_IS_BETTER`` says otherwise). The primary metric is
    ``registry.primary_metric``; ``auto`` (the default) means ``mcd`` for vocoders and
