@@ -121,7 +121,8 @@ def register(
     new version gets alias 'candidate' and becomes 'champion' only if made on the main line (no DVC
     experiment, no uncommitted changes: registry.promote_from) and it beats the champion on the same
     evaluation clips (the champion is re-scored on them when they differ) on registry.primary_metric
-    by registry.margin (or there is none), above registry.min_quality and, for a fine-tune, its parent. Re-running adds no duplicate and re-evaluates the promotion (e.g. after a git commit)."""
+    by registry.margin (or there is none), above registry.min_quality and, for a fine-tune, its parent.
+    Re-running adds no duplicate and re-evaluates the promotion (e.g. after a git commit)."""
     _run_flow("register", params, ["--promote"] if promote else [])
 
 

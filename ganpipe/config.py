@@ -430,6 +430,15 @@ class RegistryParams(_Strict):
         return self.model_name or f"ganpipe-{dataset}-{variant}"
 
 
+class RetrainParams(_Strict):
+    """The retrain flow (flows/retrain.py): what a cycle leaves in git."""
+
+    # auto: commit when the tree was clean at the start of the cycle; true: always (a dirty start
+    # included: only the pipeline's outputs are committed); false: never. The commit (on the current
+    # branch) holds dvc.lock, metrics and plots and is tagged <registered model>-v<version>.
+    commit: bool | Literal["auto"] = "auto"
+
+
 class Params(_Strict):
     dataset: DatasetParams = DatasetParams()
     audio: AudioParams = AudioParams()
@@ -443,6 +452,7 @@ class Params(_Strict):
     tracking: TrackingParams = TrackingParams()
     evaluation: EvaluationParams = EvaluationParams()
     registry: RegistryParams = RegistryParams()
+    retrain: RetrainParams = RetrainParams()
 
     @model_validator(mode="after")
     def _cross(self) -> Params:
