@@ -350,6 +350,36 @@ def _guarded(client: Any, mv: Any, params: Params, metric: str, promote: bool, r
     return (False, f"{veto} ({reason})") if veto else (promote, reason)
 
 
+def _rule(client: Any, mv: Any, champ: Any | None, params: Params, metric: str, source: Source,
+          promote_request: bool, equal: EqualData | None, root: Path | None
+          ) -> tuple[bool, bool, str, Any, str, str]:
+    """A new decision for ``mv`` against the champion, on equal data (the champion re-scored when
+    the evaluation sets differ), after the guards: (promote, challenger, reason, comparable,
+    champion version before, its value)."""
+    rp = params.registry
+    champ_tags = champ.tags if champ is not None else None
+    if champ is not None and equal is not None and rp.rescore:
+        champ_tags = equal.champion_tags(client, champ)
+    promote, reason, comparable = automatic_rule(
+        mv.tags, champ_tags, str(champ.version) if champ is not None else None,
+        metric, rp.margin, source, rp.promote_from)
+    if champ is not None and equal is not None and equal.blocked and reason.startswith("not comparable"):
+        reason = (f"not comparable with champion v{champ.version}: {equal.blocked}, which re-scoring cannot "
+                  f"equalise: champion kept (`ganpipe register --promote` to replace it)")
+    promote, reason = _guarded(client, mv, params, metric, promote, reason, equal, root)
+    challenger = False
+    if promote_request and not promote:
+        reason = f"promoted on request (--promote); the automatic rule would keep it a candidate: {reason}"
+        promote = True
+    elif promote and rp.approval == "manual" and not promote_request:
+        promote, challenger = False, True
+        reason = (f"{reason}; awaiting approval (registry.approval: manual): "
+                  f"`ganpipe promote {mv.name} {mv.version} --reason ...`")
+    old = finite(champ_tags.get(f"eval_{metric}")) if champ_tags is not None else None
+    return (promote, challenger, reason, comparable, str(champ.version) if champ is not None else "none",
+            repr(old) if old is not None else "none")
+
+
 def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, promote_request: bool,
             equal: EqualData | None = None, root: Path | None = None) -> Any:
     """Decide (or re-evaluate) whether ``mv`` is the champion, set the aliases and record the
@@ -368,26 +398,8 @@ def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, p
         before_value = mv.tags.get("champion_before_value", "none")
         source_text = mv.tags.get("source") or source.description
     else:
-        champ_tags = champ.tags if champ is not None else None
-        if champ is not None and equal is not None and rp.rescore:
-            champ_tags = equal.champion_tags(client, champ)
-        promote, reason, comparable = automatic_rule(
-            mv.tags, champ_tags, str(champ.version) if champ is not None else None,
-            metric, rp.margin, source, rp.promote_from)
-        if equal is not None and equal.blocked and reason.startswith("not comparable"):
-            reason = (f"not comparable with champion v{champ.version}: {equal.blocked}, which re-scoring cannot "
-                      f"equalise: champion kept (`ganpipe register --promote` to replace it)")
-        promote, reason = _guarded(client, mv, params, metric, promote, reason, equal, root)
-        if promote_request and not promote:
-            reason = f"promoted on request (--promote); the automatic rule would keep it a candidate: {reason}"
-            promote = True
-        elif promote and rp.approval == "manual":
-            promote, challenger = False, True
-            reason = (f"{reason}; awaiting approval (registry.approval: manual): "
-                      f"`ganpipe promote {mv.name} {mv.version} --reason ...`")
-        old = finite(champ_tags.get(f"eval_{metric}")) if champ_tags is not None else None
-        before_version = str(champ.version) if champ is not None else "none"
-        before_value = repr(old) if old is not None else "none"
+        promote, challenger, reason, comparable, before_version, before_value = _rule(
+            client, mv, champ, params, metric, source, promote_request, equal, root)
         source_text = source.description
     # candidate = the newest version (an older one completed or re-evaluated late does not take it back)
     newest = max(int(v.version) for v in client.search_model_versions(f"name = '{mv.name}'"))

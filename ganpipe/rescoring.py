@@ -119,6 +119,12 @@ def score_generator(loaded: Any, prepared: str | Path, ev: EvaluationParams, dev
     return E.evaluate_unconditional(loaded, real, ev.generated_clips, ev.ndb_bins, device, keep)
 
 
+def _float(value: Any) -> float | None:
+    from ganpipe.promotion import finite
+
+    return finite(value)
+
+
 def _numbers(summary: Mapping[str, Any]) -> dict[str, float]:
     from ganpipe.promotion import finite
 
@@ -197,7 +203,15 @@ class EqualData:
 
         old = profile_from_tags(champ.tags)
         self.blocked = obstacle(self.new_profile, old)
-        if not needs_rescoring(self.new_profile, old) or self.blocked or not self.usable():
+        if not needs_rescoring(self.new_profile, old) or self.blocked:
+            return champ.tags
+        differing = {k for k in RESCORABLE if self.new_profile.get(k) is not None and old.get(k) is not None
+                     and self.new_profile[k] != old[k]}
+        if differing == {"mel_config"}:  # the same clips, each model with its own mel: its own numbers are it
+            own = {k[len("eval_"):]: float(v) for k, v in champ.tags.items() if k.startswith("eval_")
+                   and _float(v) is not None}
+            return equalised_tags(champ.tags, self.new_profile, Rescored(own, 0.0, True))
+        if not self.usable():
             return champ.tags
         try:
             got = rescore_version(client, champ, str(self.eval_set), self.prepared, self.evaluation, self.tracking_uri)

@@ -160,7 +160,7 @@ def test_retrain_source_is_checked_before_the_pipeline_runs(tmp_path, tmp_path_f
 
     root = project(tmp_path / "proj", mlflow_template(tmp_path_factory), [5, 6, 7, 8])
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    (root / ".gitignore").write_text(".mlflow/\ngens/\nmodels/\nmetrics/\nattempts-*\n*.log\n*.txt\n")
+    (root / ".gitignore").write_text(".mlflow/\ngens/\nmodels/\nmetrics/\nattempts-*\n*.log\n*.txt\n.ganpipe-dvc.lock\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-qm", "project"], cwd=root, check=True)
