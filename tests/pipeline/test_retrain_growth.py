@@ -21,7 +21,7 @@ import pytest
 from tests.support.fresh_clone import clean_env, edit_params, fresh_clone, run
 from tests.support.prefect_server import start_server, stop, wait_healthy
 
-pytestmark = [pytest.mark.slow, pytest.mark.network]
+pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(3000)]  # five real cycles
 
 MODEL = "ganpipe-local-vocos"
 GIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
@@ -77,7 +77,8 @@ def test_a_growing_corpus_keeps_its_test_set_and_the_champion_is_rescored(tmp_pa
         repo = fresh_clone(tmp_path / "repo")
         edit_params(repo, {"dataset": {"name": "local", "local_dir": str(corpus)},
                            "split": {"test_fraction": 0.2, "valid_fraction": 0.1},
-                           "evaluation": {"max_utterances": None, "griffin_lim_iterations": 0}})
+                           "evaluation": {"max_utterances": None, "griffin_lim_iterations": 0},
+                           "registry": {"export_onnx": False}})
         run([*GIT, "commit", "-qam", "a local corpus"], repo)
         wait_healthy(server, api, server_log)
 
