@@ -62,18 +62,16 @@ def tags(root: Path, version: str, name: str = MODEL) -> dict[str, str]:
     return dict(client_for(root).get_model_version(name, version).tags)
 
 
-@pytest.fixture()
-def project(tmp_path, tmp_path_factory):
-    def make(registry: dict | None = None) -> tuple[Path, object]:
-        root = tmp_path / "proj"
-        return root, make_project(root, mlflow_template(tmp_path_factory), {"promote_from": "any", **(registry or {})})
-    return make
+def project(tmp_path: Path, tmp_path_factory, registry: dict | None = None) -> tuple[Path, object]:
+    root = tmp_path / "proj"
+    return root, make_project(root, mlflow_template(tmp_path_factory), {"promote_from": "any", **(registry or {})})
 
 
-def test_growth_rescores_the_champion_once_per_eval_set_and_decides_on_equal_data(project, lj_wavs, monkeypatch):
+def test_growth_rescores_the_champion_once_per_eval_set_and_decides_on_equal_data(tmp_path, tmp_path_factory,
+                                                                                  lj_wavs, monkeypatch):
     import ganpipe.rescoring as R
 
-    root, params = project()
+    root, params = project(tmp_path, tmp_path_factory)
     prepared(root, lj_wavs, test=2)
     v1 = register(root, params, 1, mcd=7.0)
     assert v1.decision == "champion" and v1.decision_reason == "no champion yet"
@@ -103,11 +101,11 @@ def test_growth_rescores_the_champion_once_per_eval_set_and_decides_on_equal_dat
     assert aliases(root) == {"candidate": "3", "champion": "3"}
 
 
-def test_a_different_mel_is_rescored_but_a_different_sample_rate_stays_not_comparable(project, lj_wavs):
-    root, params = project()
+def test_a_different_mel_is_compared_on_audio_a_different_sample_rate_is_not(tmp_path, tmp_path_factory, lj_wavs):
+    root, params = project(tmp_path, tmp_path_factory)
     prepared(root, lj_wavs, test=2)
     register(root, params, 1, mcd=7.0, mel=MelConfig(fmax=7600.0))
-    v2 = register(root, params, 2, mcd=0.1)  # another mel, same clips: the champion is scored with its own
+    v2 = register(root, params, 2, mcd=0.1)  # another mel, same clips: each model's numbers with its own mel
     assert v2.comparable is True and v2.decision == "champion" and "vs champion v1" in v2.decision_reason
     prepared(root, lj_wavs, test=3)
     v3 = register(root, params, 3, mcd=0.01, mel=MelConfig(sample_rate=16000, fmax=8000.0))
@@ -117,8 +115,8 @@ def test_a_different_mel_is_rescored_but_a_different_sample_rate_stays_not_compa
     assert "rescoring" not in tags(root, "3")
 
 
-def test_min_quality_is_a_floor_even_without_a_champion(project, lj_wavs):
-    root, params = project({"min_quality": 5.0})
+def test_min_quality_is_a_floor_even_without_a_champion(tmp_path, tmp_path_factory, lj_wavs):
+    root, params = project(tmp_path, tmp_path_factory, {"min_quality": 5.0})
     prepared(root, lj_wavs, test=2)
     v1 = register(root, params, 1, mcd=6.0)
     assert v1.decision == "candidate" and v1.champion_version is None
@@ -126,10 +124,10 @@ def test_min_quality_is_a_floor_even_without_a_champion(project, lj_wavs):
     assert register(root, params, 2, mcd=4.0).decision == "champion"
 
 
-def test_manual_approval_makes_a_challenger_and_promote_makes_it_champion(project, lj_wavs):
+def test_manual_approval_makes_a_challenger_and_promote_makes_it_champion(tmp_path, tmp_path_factory, lj_wavs):
     from ganpipe.guards import promote_by_hand
 
-    root, params = project({"approval": "manual"})
+    root, params = project(tmp_path, tmp_path_factory, {"approval": "manual"})
     prepared(root, lj_wavs, test=2)
     v1 = register(root, params, 1, mcd=6.0)
     assert v1.decision == "challenger" and aliases(root) == {"candidate": "1", "challenger": "1"}
@@ -141,8 +139,8 @@ def test_manual_approval_makes_a_challenger_and_promote_makes_it_champion(projec
                                                                        "qa")
 
 
-def test_a_fine_tune_worse_than_its_parent_stays_candidate_under_any_name(project, lj_wavs):
-    root, params = project()
+def test_a_fine_tune_worse_than_its_parent_stays_candidate_under_any_name(tmp_path, tmp_path_factory, lj_wavs):
+    root, params = project(tmp_path, tmp_path_factory)
     prepared(root, lj_wavs, test=2)
     parent = register(root, params, 1, mcd=7.0)
     # a fine-tune registered under a new name (no champion there): still compared with its parent
