@@ -207,7 +207,8 @@ class EqualData:
             return champ.tags
         differing = {k for k in RESCORABLE if self.new_profile.get(k) is not None and old.get(k) is not None
                      and self.new_profile[k] != old[k]}
-        if differing == {"mel_config"}:  # the same clips, each model with its own mel: its own numbers are it
+        same_clips = bool(self.eval_set) and old.get("eval_set") == self.eval_set
+        if differing == {"mel_config"} and same_clips:  # each model with its own mel: its own numbers are it
             own = {k[len("eval_"):]: float(v) for k, v in champ.tags.items() if k.startswith("eval_")
                    and _float(v) is not None}
             return equalised_tags(champ.tags, self.new_profile, Rescored(own, 0.0, True))
