@@ -97,6 +97,16 @@ def worse_than_parent(new: float | None, parent: float | None, label: str, metri
             "not promoted")
 
 
+def _alias(client: Any, name: str, alias: str) -> Any | None:
+    """The version holding ``alias`` (None: no such alias)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
 def promote_by_hand(params: Params, project_dir: str | Path, name: str, version: str, reason: str,
                     who: str | None = None) -> dict[str, str]:
     """Make ``version`` of ``name`` the champion (``ganpipe promote``): the champion alias moves,
@@ -104,14 +114,13 @@ def promote_by_hand(params: Params, project_dir: str | Path, name: str, version:
     from mlflow import MlflowClient
 
     from ganpipe.mlflow_store import file_lock, lock_path, project_tracking
-    from ganpipe.model_registry import alias_version
 
     rp = params.registry
     tp = project_tracking(params.tracking, project_dir)
     with file_lock(lock_path(params.tracking, project_dir), rp.lock_timeout_seconds):
         client = MlflowClient(tracking_uri=tp.tracking_uri, registry_uri=tp.tracking_uri)
         mv = client.get_model_version(name, str(version))  # MlflowException when there is none
-        before = alias_version(client, name, rp.champion_alias)
+        before = _alias(client, name, rp.champion_alias)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         tags = {"decision": "champion", "decision_reason": f"promoted by hand: {reason}",
                 "approved_at": now, "decided_at": now,
@@ -121,7 +130,7 @@ def promote_by_hand(params: Params, project_dir: str | Path, name: str, version:
         for k, v in tags.items():
             client.set_model_version_tag(name, mv.version, k, v)
         client.set_registered_model_alias(name, rp.champion_alias, mv.version)
-        challenger = alias_version(client, name, rp.challenger_alias)
+        challenger = _alias(client, name, rp.challenger_alias)
         if challenger is not None and str(challenger.version) == str(mv.version):
             client.delete_registered_model_alias(name, rp.challenger_alias)
         return tags
