@@ -2,7 +2,10 @@
 
 * real corpora: each archive is streamed (resumable, checksum-verified, retried by Prefect) into
   ``data/cache/downloads/`` (git-ignored, kept across runs so a re-run never re-downloads), then
-  extracted into ``data/raw/<name>/<archive stem>/`` with path-traversal and link checks;
+  extracted into ``data/raw/<name>/<archive stem>/`` with path-traversal and link checks; the
+  remote's HEAD validators (ETag, Last-Modified, Content-Length) are recorded beside the archive
+  and in ``sources.json``, and an archive replaced at its URL is fetched again
+  (ganpipe/datasets/remote_state.py; the retrain flow re-runs this stage when they change);
 * ``maestro`` with ``dataset.maestro_max_files`` / ``maestro_max_hours``: only the CSV and the audio
   of the first performances of ``maestro_split``, read out of the remote zip with HTTP Range requests
   (ganpipe/datasets/remote_zip.py), each member CRC-32-checked and cached in ``data/cache/downloads/``;
@@ -29,7 +32,7 @@ from flows._runtime import cli_main, publish
 from ganpipe.atomic import write_json
 from ganpipe.audio import AUDIO_EXTENSIONS
 from ganpipe.config import DatasetParams, load_params
-from ganpipe.datasets import corpora, demo, demo_music, download, extract, inventory, remote_zip
+from ganpipe.datasets import corpora, demo, demo_music, download, extract, inventory, remote_state, remote_zip
 
 DOWNLOAD_CACHE = Path("data/cache/downloads")
 HASH_CACHE = Path("data/cache/file-hashes.json")
@@ -82,11 +85,14 @@ def _full_download(ds: DatasetParams, out: Path, cache_dir: Path) -> list[dict]:
     sources = []
     for spec in archives:
         url = dl.url_override or spec.url
+        now = remote_state.head(url, dl.timeout_seconds)  # replaced at the source: fetched again
+        remote_state.drop_if_replaced(cache_dir / spec.filename, url, now)
         archive = fetch(spec, cache_dir / spec.filename, url, dl.chunk_bytes, dl.timeout_seconds)
+        remote_state.record(archive, url, now)
         target = out / spec.stem
         extract_archive(archive, target, spec.checksum)
         sources.append({"root": str(target), "layout": corpora.get_dataset(ds.name).layout,
-                        "archive": spec.filename, "url": url, "checksum": spec.checksum})
+                        "archive": spec.filename, "url": url, "checksum": spec.checksum, "validators": now})
     return sources
 
 

@@ -30,20 +30,12 @@ from ganpipe.plots import plot_histograms, plot_mels
 # Writes DVC outputs: never cached.
 @task(name="score", cache_policy=NO_CACHE)
 def score(params: Params, generator: str, prepared: str) -> E.EvalResult:
+    """The scoring (ganpipe.rescoring.score_generator: the register step re-scores a champion with it)."""
+    from ganpipe.rescoring import score_generator
+
     ev = params.evaluation
     device = resolve_device(ev.device, "evaluation.device")  # a named device that is absent: a clear error
-    loaded = load_generator(generator, device)
-    if loaded.bundle.kind == "vocoder":
-        items = E.split_items(prepared, ev.split, ev.max_utterances)
-        return E.evaluate_vocoder(loaded, items, device, ev.samples_to_save, ev.griffin_lim_iterations)
-    rows = E.split_rows(prepared, ev.split, ev.max_utterances)
-    described = loaded.bundle.description
-    if not described.makes_audio:
-        raise ValueError(f"{loaded.bundle.variant} generates single mel frames; evaluate it through a vocoder "
-                         "(its frames have no waveform to score here)")
-    length = described.clip_samples
-    real = np.stack([E.read_clip(str(Path(prepared) / p), length, loaded.bundle.sample_rate) for p in rows["path"]])
-    return E.evaluate_unconditional(loaded, real, ev.generated_clips, ev.ndb_bins, device, ev.samples_to_save)
+    return score_generator(load_generator(generator, device), prepared, ev, device)
 
 
 def write_report(result: E.EvalResult, out_dir: Path, loaded_sr: int, mel_config: MelConfig | None) -> None:

@@ -41,8 +41,9 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
 # Talks to the registry (an external store): never cached.
 @task(name="register-model", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
 def register_task(params: Params, generator: str, eval_metrics: str, project_dir: str, promote: bool = False,
-                  source: Source | None = None) -> dict[str, Any]:
-    reg = register_generator(generator, eval_metrics, params, project_dir, promote=promote, source=source)
+                  source: Source | None = None, parent: str | None = None) -> dict[str, Any]:
+    reg = register_generator(generator, eval_metrics, params, project_dir, promote=promote, source=source,
+                             parent=parent)
     return reg.to_dict(include_created=True)
 
 
@@ -75,11 +76,12 @@ def experiment_runs_url(params: Params, root: Path) -> str:
 
 
 def register_in_flow(params: Params, generator: str, eval_metrics: str, project_dir: str, promote: bool = False,
-                     source: Source | None = None) -> dict[str, Any]:
-    """The register task with the configured retries (used by this flow and the retrain flow)."""
+                     source: Source | None = None, parent: str | None = None) -> dict[str, Any]:
+    """The register task with the configured retries (used by this flow and the retrain flow);
+    ``parent``: the model a fine-tune started from (default: train.fine_tune_from)."""
     rp = params.registry
     return register_task.with_options(retries=rp.retries, retry_delay_seconds=rp.retry_delay_seconds)(
-        params, generator, eval_metrics, project_dir, promote, source)
+        params, generator, eval_metrics, project_dir, promote, source, parent)
 
 
 @flow(name="register", log_prints=True)

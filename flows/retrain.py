@@ -1,30 +1,37 @@
-"""Retrain flow: (dvc pull) -> dvc repro -> (dvc push) -> register -> promote only if better.
+"""Retrain flow: (dvc pull) -> dvc repro -> (dvc push) -> register -> promote only if better -> (commit).
 
-A parent Prefect flow over the DVC pipeline, run in the project directory as subprocesses:
+A parent Prefect flow over the DVC pipeline, run in the project directory as subprocesses, in steps:
 
-1. ``dvc pull --allow-missing`` when ``pull`` (data already in the DVC remote is fetched; the rest
-   is rebuilt by the pipeline);
-2. ``dvc repro`` (the whole pipeline: download ... evaluate, register). With
-   ``fine_tune_from_champion`` and a champion in the registry: ``dvc exp run -S
-   train.fine_tune_from=models:/NAME/<champion version>`` instead, so the training starts from the
-   champion's generator weights (like any ``dvc exp run -S``, the value stays in params.yaml and
-   dvc.lock records it). Caveat: the train stage resumes from ``checkpoints/<variant>-<hash>/``
-   when it holds checkpoints, and that hash does not cover ``train.fine_tune_from`` (nor the data):
-   with checkpoints of the same architecture present, training resumes (and stops at
-   ``train.steps``) instead of fine-tuning; the re-saved generator has the same weights, so no new
-   version is registered. ``command`` replaces this step by any command (tests, custom pipelines;
-   it gets ``GANPIPE_FINE_TUNE_FROM`` in its environment when fine-tuning);
-3. ``dvc push`` when ``push`` (the data version the new model refers to is in the remote);
-4. registration of models/generator.pt with metrics/eval.json (idempotent: when ``dvc repro`` has
-   already registered it, the existing version's promotion is re-evaluated and returned).
+1. ``_start``: where the model will come from (:func:`ganpipe.promotion.promotion_source`, checked
+   *before* the pipeline changes anything), the champion now, and ``params.yaml``'s bytes;
+2. ``_nothing_changed``: for a plain ``dvc repro`` cycle, ``dvc status``; an up-to-date pipeline
+   (no data, code or params changed: a ``local`` corpus is hashed by content, a URL corpus by its
+   remote's validators, ``ganpipe.datasets.remote_state``) ends the cycle in seconds with
+   "nothing changed, no new version" in the log and the ``retrain-summary`` artifact;
+3. ``_pipeline``: ``dvc pull --allow-missing`` when ``pull``; ``dvc repro``, or with
+   ``fine_tune_from_champion`` and a champion ``dvc exp run -S
+   train.fine_tune_from=models:/NAME/<champion version>`` so that training starts from the
+   champion's generator weights. The train stage's checkpoint folder is keyed by
+   ``run_key`` (ganpipe/training/trainer.py), which covers the starting weights
+   (``train.fine_tune_from``) and the training data: a fine-tune or new data starts its own run
+   instead of resuming an old one. ``command`` replaces this step by any command (tests, custom
+   pipelines; it gets ``GANPIPE_FINE_TUNE_FROM`` in its environment when fine-tuning); then ``dvc
+   push`` when ``push``;
+4. ``_register``: registration of models/generator.pt with metrics/eval.json (idempotent: when
+   ``dvc repro`` has already registered it, the existing version's promotion is re-evaluated). The
+   champion is re-scored on the new version's evaluation clips when they differ
+   (ganpipe/rescoring.py); a fine-tune records its parent and must beat it (ganpipe/guards.py);
+5. ``_commit`` (``retrain.commit``; ``auto`` = when the tree was clean at the start): dvc.lock,
+   metrics and plots committed on the current branch and tagged ``<model>-v<version>``
+   (ganpipe/lineage.py). Whatever happens, ``params.yaml`` ends as the cycle found it (``dvc exp
+   run -S`` writes it): a cycle never leaves the work tree modified by it, so the next cycle's
+   model can be promoted.
 
 Promotion follows ganpipe/promotion.py: only a model made on the main line may become champion.
-The flow checks the project *before* running the pipeline: when it starts from committed files
-(no uncommitted changes, not inside a DVC experiment), the model it produces counts as made on the
-main line, including the ``dvc exp run -S train.fine_tune_from=...`` of ``fine_tune_from_champion``
-(whose register stage alone, inside the experiment, registers a candidate only; the flow's own
-registration then re-evaluates it). Started from uncommitted changes, its model is registered as
-candidate (unless ``registry.promote_from: any``).
+Started from committed files, the model counts as made on the main line, including the ``dvc exp
+run -S`` of ``fine_tune_from_champion`` (whose register stage alone, inside the experiment,
+registers a candidate only; the flow's own registration then re-evaluates it). Started from
+uncommitted changes, its model is registered as candidate (unless ``registry.promote_from: any``).
 
 Every DVC command runs under a project file lock (``.dvc/tmp/ganpipe-dvc.lock``), so two retrains
 started at once run their DVC steps one after the other; registrations have their own lock
@@ -38,16 +45,20 @@ Scheduling (``ganpipe schedule --cron "0 3 * * 0"`` = ``python -m flows.retrain 
 ``retrain_flow.serve`` creates the deployment ``retrain/<name>`` with the cron schedule on the
 Prefect server at ``PREFECT_API_URL`` (a real ``prefect server start``) and stays in the
 foreground, executing the scheduled (and manually triggered) runs until stopped. No prefect.yaml
-or work pool is needed.
+or work pool is needed. With ``--when-changed`` the schedule is a frequent poll instead (default
+every 15 minutes): a cycle whose data did not change ends at step 2, so a new or replaced corpus
+starts a real cycle within one interval.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +69,14 @@ from prefect.cache_policies import NO_CACHE
 from flows._runtime import publish, run_cli
 from flows.register import register_in_flow, retry_transient, summary_rows
 from ganpipe.config import load_params
+from ganpipe.datasets import remote_state
+from ganpipe.lineage import commit_cycle, restore
 from ganpipe.mlflow_store import TransientError, file_lock, is_transient
 from ganpipe.model_registry import champion
 from ganpipe.promotion import Source, promotion_source
 
 DEPLOYMENT_NAME = "ganpipe-retrain"
+NOTHING_CHANGED = "nothing changed, no new version"
 
 
 class CommandError(RuntimeError):
@@ -116,81 +130,171 @@ def pipeline_command(command: list[str] | None, fine_tune_from: str | None) -> t
     return ["dvc", "repro"], env
 
 
+@dataclass
+class Cycle:
+    """One retrain cycle's state, shared by its steps."""
+
+    root: Path
+    params_path: str
+    params: Any  # ganpipe.config.Params
+    name: str  # the registered model
+    summary: dict[str, Any]
+    retry: dict[str, Any]
+    step: str = "waiting for the project lock"
+    source: Source | None = None
+    clean_start: bool = False  # a git work tree without changes to tracked files at the start
+    params_before: bytes | None = None  # params.yaml as the cycle found it (restored at the end)
+    fine_tune: str | None = None
+
+    def run(self, args: list[str], env: dict[str, str] | None = None) -> str:
+        self.step = " ".join(args)
+        return run_command.with_options(**self.retry)(args, str(self.root), env)
+
+
+def _start(c: Cycle, fine_tune_from_champion: bool) -> None:
+    """Where the model will come from (before the pipeline changes anything) and the champion now."""
+    logger = get_run_logger()
+    c.step = "checking where the model will come from"
+    start = promotion_source(c.root)
+    c.clean_start = start.main_line and start.description.startswith("main line")
+    c.source = Source(True, f"retrain flow started from: {start.description}") if start.main_line else start
+    c.summary["source"] = c.source.description
+    logger.info("source of the new model: %s", c.source.description)
+    c.step = "reading the champion"
+    before = champion(c.params, c.root, c.name)
+    c.summary["champion_before"] = str(before.version) if before is not None else None
+    if fine_tune_from_champion:
+        if before is None:
+            logger.info("no champion of %s yet: training from scratch", c.name)
+        else:
+            c.fine_tune = f"models:/{c.name}/{before.version}"
+            logger.info("fine-tuning from the champion %s", c.fine_tune)
+    c.summary["fine_tune_from"] = c.fine_tune
+    params_file = c.root / c.params_path
+    c.params_before = params_file.read_bytes() if params_file.is_file() else None
+
+
+def _nothing_changed(c: Cycle, command: list[str] | None, pull: bool) -> bool:
+    """A plain `dvc repro` cycle whose pipeline is up to date (`dvc status`: data, code, params) and
+    whose URL corpus is unchanged at its source: there is nothing to train, so no new version."""
+    if command or pull or c.fine_tune:
+        return False
+    c.step = "asking the corpus' remote for its validators"
+    replaced = remote_state.changed_urls(c.params.dataset, c.root)
+    if replaced:
+        get_run_logger().info("replaced at the source: %s: the download stage runs again", ", ".join(replaced))
+        c.run(["dvc", "repro", "--force", "--single-item", "download"])
+        return False
+    c.step = "dvc status"
+    out = c.run(["dvc", "status", "--json"])
+    text = out.strip().splitlines()[-1] if out.strip() else ""
+    try:
+        return json.loads(text) == {}
+    except json.JSONDecodeError:
+        return False
+
+
+def _pipeline(c: Cycle, command: list[str] | None, pull: bool, push: bool) -> None:
+    if pull:
+        c.run(["dvc", "pull", "--allow-missing"])
+    args, env = pipeline_command(command, c.fine_tune)
+    c.run(args, env)
+    if push:
+        c.run(["dvc", "push"])
+
+
+def _register(c: Cycle, generator: str, eval_metrics: str) -> dict[str, Any] | None:
+    """Register what the pipeline made (None: the registry is disabled); a fine-tune names its parent."""
+    c.params = load_params(c.root / c.params_path)  # `dvc exp run -S` may have changed it
+    if not c.params.registry.enabled:
+        return None
+    c.step = "register"
+    return register_in_flow(c.params, generator, eval_metrics, str(c.root), source=c.source, parent=c.fine_tune)
+
+
+def _commit(c: Cycle, result: dict[str, Any]) -> None:
+    """retrain.commit: commit dvc.lock, metrics and plots, tagged with the version (ganpipe.lineage)."""
+    setting = c.params.retrain.commit
+    if not (setting is True or (setting == "auto" and c.clean_start)):
+        return
+    c.step = "git commit"
+    message = (f"retrain: {c.name} v{result['version']} {result['decision']}\n\n{result['decision_reason']}"
+               + (f"\n\nfine-tuned from {c.fine_tune}" if c.fine_tune else ""))
+    c.summary["git"] = commit_cycle(c.root, c.name, str(result["version"]), message, c.params_before, c.params_path)
+    get_run_logger().info("committed %s, tag %s", c.summary["git"]["commit"][:7], c.summary["git"]["tag"] or "-")
+
+
+def _failed(c: Cycle, exc: Exception) -> None:
+    try:
+        after = champion(c.params, c.root, c.name)
+    except Exception:  # noqa: BLE001 - the report must not hide the original error
+        after = None
+    c.summary.update(status="failed", failed_step=c.step, error=f"{type(exc).__name__}: {exc}"[:2000],
+                     champion_after=str(after.version) if after is not None else None)
+    get_run_logger().error("retrain failed at %r; champion: %s (before: %s)", c.step, c.summary["champion_after"],
+                           c.summary["champion_before"])
+    publish("retrain-summary", f"Retrain failed at {c.step}", c.summary)
+
+
+def _report(c: Cycle, result: dict[str, Any] | None, status: str) -> dict[str, Any]:
+    logger = get_run_logger()
+    after = champion(c.params, c.root, c.name)
+    c.summary.update(status=status, champion_after=str(after.version) if after is not None else None)
+    if status == "unchanged":
+        c.summary["registration"] = NOTHING_CHANGED
+        logger.info("%s: %s (champion %s)", c.name, NOTHING_CHANGED, c.summary["champion_after"])
+        publish("retrain-summary", f"Retrain: {NOTHING_CHANGED}", c.summary)
+        return c.summary
+    if result is None:
+        c.summary["registration"] = "registry.enabled is false: nothing registered"
+        publish("retrain-summary", "Retrain: done (registry disabled)", c.summary)
+        return c.summary
+    c.summary["registration"] = summary_rows(result)
+    logger.info("%s version %s: %s; champion %s -> %s", c.name, result["version"], result["decision"],
+                c.summary["champion_before"], c.summary["champion_after"])
+    publish("retrain-summary", f"Retrain: {c.name} v{result['version']} -> {result['decision']}",
+            {k: v for k, v in c.summary.items() if k != "registration"}, extra="\n" + "\n".join(
+                f"- {k}: {v}" for k, v in c.summary["registration"].items()))
+    return c.summary
+
+
 @flow(name="retrain", log_prints=True)
 def retrain_flow(project_dir: str = ".", params_path: str = "params.yaml", pull: bool = False, push: bool = True,
                  fine_tune_from_champion: bool = False, command: list[str] | None = None,
                  generator: str = "models/generator.pt", eval_metrics: str = "metrics/eval.json") -> dict[str, Any]:
     """Retrain and register; see the module doc. Returns the registration and the champion before/after."""
-    logger = get_run_logger()
     root = Path(project_dir).resolve()
     params = load_params(root / params_path)
     rp = params.registry
     name = rp.registered_name(params.dataset.name, params.model.variant)
-    summary: dict[str, Any] = {"project": str(root), "model_name": name, "champion_before": None}
-    retry = dict(retries=rp.retries, retry_delay_seconds=rp.retry_delay_seconds)
-    step = "waiting for the project lock"
+    c = Cycle(root, params_path, params, name, {"project": str(root), "model_name": name, "champion_before": None},
+              dict(retries=rp.retries, retry_delay_seconds=rp.retry_delay_seconds))
+    result = None
     lock = file_lock(project_lock_path(root), -1)  # waits as long as another retrain runs (no stale locks:
     try:                                          # the OS releases it when a process dies)
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            logger.info("another retrain / DVC command holds %s: waiting for it", lock.lock_file)
+            get_run_logger().info("another retrain / DVC command holds %s: waiting for it", lock.lock_file)
             lock.acquire()
-        step = "checking where the model will come from"
-        start = promotion_source(root)  # before the pipeline changes anything (e.g. dvc exp run -S)
-        source = Source(True, f"retrain flow started from: {start.description}") if start.main_line else start
-        summary["source"] = source.description
-        logger.info("source of the new model: %s", source.description)
-        step = "reading the champion"
-        before = champion(params, root, name)
-        summary["champion_before"] = str(before.version) if before is not None else None
-        if pull:
-            step = "dvc pull"
-            run_command.with_options(**retry)(["dvc", "pull", "--allow-missing"], str(root))
-        fine_tune = None
-        if fine_tune_from_champion:
-            if before is None:
-                logger.info("no champion of %s yet: training from scratch", name)
-            else:
-                fine_tune = f"models:/{name}/{before.version}"
-                logger.info("fine-tuning from the champion %s", fine_tune)
-        summary["fine_tune_from"] = fine_tune
-        args, env = pipeline_command(command, fine_tune)
-        step = " ".join(args)
-        run_command.with_options(**retry)(args, str(root), env)
-        if push:
-            step = "dvc push"
-            run_command.with_options(**retry)(["dvc", "push"], str(root))
-        params = load_params(root / params_path)  # `dvc exp run -S` may have changed it
-        if not params.registry.enabled:
-            summary["registration"] = "registry.enabled is false: nothing registered"
-            publish("retrain-summary", "Retrain: done (registry disabled)", summary)
-            return summary
-        step = "register"
-        result = register_in_flow(params, generator, eval_metrics, str(root), source=source)
-    except Exception as exc:
+        _start(c, fine_tune_from_champion)
+        if _nothing_changed(c, command, pull):
+            return _report(c, None, "unchanged")
         try:
-            after = champion(params, root, name)
-        except Exception:  # noqa: BLE001 - the report must not hide the original error
-            after = None
-        summary.update(status="failed", failed_step=step, error=f"{type(exc).__name__}: {exc}"[:2000],
-                       champion_after=str(after.version) if after is not None else None)
-        logger.error("retrain failed at %r; champion: %s (before: %s)", step, summary["champion_after"],
-                     summary["champion_before"])
-        publish("retrain-summary", f"Retrain failed at {step}", summary)
+            _pipeline(c, command, pull, push)
+            result = _register(c, generator, eval_metrics)
+            if result is not None:
+                _commit(c, result)
+        finally:  # the work tree as the cycle found it (dvc exp run -S writes params.yaml)
+            if restore(root / params_path, c.params_before):
+                get_run_logger().info("%s restored as it was before the cycle", params_path)
+    except Exception as exc:
+        _failed(c, exc)
         raise
     finally:
         if lock.is_locked:
             lock.release()
-    after = champion(params, root, name)
-    summary.update(status="ok", champion_after=str(after.version) if after is not None else None,
-                   registration=summary_rows(result))
-    logger.info("%s version %s: %s; champion %s -> %s", name, result["version"], result["decision"],
-                summary["champion_before"], summary["champion_after"])
-    publish("retrain-summary", f"Retrain: {name} v{result['version']} -> {result['decision']}",
-            {k: v for k, v in summary.items() if k != "registration"}, extra="\n" + "\n".join(
-                f"- {k}: {v}" for k, v in summary["registration"].items()))
-    return summary
+    return _report(c, result, "ok")
 
 
 def serve(name: str, cron: str, timezone: str, parameters: dict[str, Any]) -> None:
@@ -216,6 +320,13 @@ def serve(name: str, cron: str, timezone: str, parameters: dict[str, Any]) -> No
                      limit=1, description="ganpipe: retrain -> register -> promote only if better")
 
 
+def when_changed_cron(minutes: int) -> str:
+    """The poll schedule of ``--when-changed``: every ``minutes`` (1-59), or every ``minutes // 60`` hours."""
+    if minutes < 1:
+        raise SystemExit(f"error: --poll-minutes must be >= 1 (got {minutes})")
+    return f"*/{minutes} * * * *" if minutes < 60 else f"0 */{max(1, minutes // 60)} * * *"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Retrain (dvc repro), push, register and promote only if better; "
                                              "--serve runs it on a cron schedule.")
@@ -228,6 +339,10 @@ def main() -> None:
     ap.add_argument("--cron", default="0 3 * * 0", help="with --serve: cron schedule (default: Sundays 03:00)")
     ap.add_argument("--timezone", default="UTC", help="with --serve: time zone of the cron schedule")
     ap.add_argument("--name", default=DEPLOYMENT_NAME, help="with --serve: deployment name")
+    ap.add_argument("--when-changed", action="store_true",
+                    help="with --serve: poll every --poll-minutes instead of --cron; a cycle runs the pipeline "
+                         "only when the data (or code, or params) changed, else it ends in seconds")
+    ap.add_argument("--poll-minutes", type=int, default=15, help="with --when-changed: minutes between checks")
 
     def flow_args(a: argparse.Namespace) -> dict[str, Any]:
         import shlex
@@ -240,7 +355,8 @@ def main() -> None:
         a = ap.parse_args()
         parameters = {**flow_args(a), "params_path": a.params}
         load_params(Path(parameters["project_dir"]) / a.params)  # fail before serving
-        serve(a.name, a.cron, a.timezone, parameters)
+        cron = when_changed_cron(a.poll_minutes) if a.when_changed else a.cron
+        serve(a.name, cron, a.timezone, parameters)
         return
     run_cli(retrain_flow, ap, flow_args)
 

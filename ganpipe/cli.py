@@ -119,10 +119,32 @@ def register(
 ) -> None:
     """Register models/generator.pt in the MLflow registry (name from registry.model_name); every
     new version gets alias 'candidate' and becomes 'champion' only if made on the main line (no DVC
-    experiment, no uncommitted changes: registry.promote_from) and it beats a champion with the same
-    mel configuration and evaluation set on registry.primary_metric by registry.margin (or there is
-    none). Re-running adds no duplicate and re-evaluates the promotion (e.g. after a git commit)."""
+    experiment, no uncommitted changes: registry.promote_from) and it beats the champion on the same
+    evaluation clips (the champion is re-scored on them when they differ) on registry.primary_metric
+    by registry.margin (or there is none), above registry.min_quality and, for a fine-tune, its parent.
+    Re-running adds no duplicate and re-evaluates the promotion (e.g. after a git commit)."""
     _run_flow("register", params, ["--promote"] if promote else [])
+
+
+@app.command()
+def promote(
+    name: str = typer.Argument(..., help="The registered model."),
+    version: str = typer.Argument(..., help="Its version to make champion (e.g. the challenger)."),
+    reason: str = typer.Option("approved", "--reason", help="Why: logged as the version's decision_reason tag."),
+    by: str = typer.Option(None, "--by", help="Who approved it (tag approved_by)."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Make VERSION of NAME the champion by hand (registry.approval: manual approves a challenger
+    this way); the reason is logged as a tag on the version."""
+    from ganpipe.guards import promote_by_hand
+
+    _check(params)
+    try:
+        tags = promote_by_hand(load_params(params), params.resolve().parent, name, version, reason, by)
+    except Exception as exc:  # noqa: BLE001 - no such model or version: say so
+        typer.secho(f"error: cannot promote {name} version {version}: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"model_name": name, "version": version, **tags}))
 
 
 def _import_formats_help() -> str:
@@ -382,14 +404,20 @@ def schedule(
     push: bool = typer.Option(True, "--push/--no-push", help="dvc push after the pipeline."),
     fine_tune: bool = typer.Option(False, "--fine-tune", help="Start training from the champion's weights."),
     command: str = typer.Option(None, "--command", help="Run this instead of dvc repro (shell-split)."),
+    when_changed: bool = typer.Option(False, "--when-changed",
+                                      help="Check every --poll-minutes instead of the cron schedule; a cycle "
+                                           "retrains only when the data (or code, params) changed."),
+    poll_minutes: int = typer.Option(15, "--poll-minutes", help="With --when-changed: minutes between checks."),
     params: Path = ParamsOpt,
 ) -> None:
     """Serve the retrain flow on a cron schedule: creates the Prefect deployment retrain/<name> on
     the server at PREFECT_API_URL (start one with `prefect server start`) and runs its scheduled
     and manually triggered runs (`prefect deployment run retrain/<name>`) until stopped (Ctrl-C).
-    Each run: dvc repro -> dvc push -> register -> promote only if better."""
+    Each run: dvc status (nothing changed: no new version, in seconds) -> dvc repro -> dvc push ->
+    register -> promote only if better -> commit + tag."""
     _check(params)
     extra = ["--serve", "--cron", cron, "--timezone", timezone, "--name", name]
+    extra += ["--when-changed", "--poll-minutes", str(poll_minutes)] if when_changed else []
     extra += (["--pull"] if pull else []) + ([] if push else ["--no-push"]) + (["--fine-tune"] if fine_tune else [])
     extra += ["--command", command] if command else []
     _run_flow("retrain", params, extra)

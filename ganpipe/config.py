@@ -200,18 +200,35 @@ class MelParams(_Strict):
 # split, features
 # --------------------------------------------------------------------------------------------
 class SplitParams(_Strict):
-    seed: int = 1234
+    # hash: a clip's split is a pure function of its own id (a salted hash bucket), so a growing
+    # corpus never moves a clip; seeded: exact per-group counts from a seeded ranking (a clip can
+    # move when others are added). See ganpipe/split.py.
+    method: Literal["hash", "seeded"] = "hash"
+    seed: int = 1234  # the salt of the hash / the seed of the ranking
     valid_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    # Stratify by speaker: every speaker contributes to every split in proportion.
+    # seeded: stratify by speaker (every speaker contributes to every split in proportion).
     per_speaker: bool = True
-    # Optional CSV/TSV with columns ``utt_id,split`` that fixes the split instead of the seed.
+    # hash: what the hash is of: each utterance's id, or its speaker's (speaker-level split: all
+    # clips of a speaker in one split, unseen speakers in valid/test).
+    unit: Literal["utterance", "speaker"] = "utterance"
+    # Optional CSV/TSV with columns ``utt_id,split`` that fixes the split of every utterance.
     list_file: str | None = None
+    # Golden sets: files listing utterance ids (one a line, or the first CSV column); a listed id is
+    # in that split whatever the hash says; ids not in the corpus (yet) are ignored. With test_list
+    # set, only its ids are test (the rest: valid by hash, or valid_list, else train).
+    test_list: str | None = None
+    valid_list: str | None = None
 
     @model_validator(mode="after")
     def _sum(self) -> SplitParams:
         if self.valid_fraction + self.test_fraction >= 1.0:
             raise ValueError("valid_fraction + test_fraction must be < 1")
+        if self.list_file and (self.test_list or self.valid_list):
+            raise ValueError("split.list_file fixes every split: use it or split.test_list / split.valid_list, "
+                             "not both")
+        if self.method == "seeded" and (self.test_list or self.valid_list):
+            raise ValueError("split.test_list / split.valid_list need split.method: hash (allowed: hash, seeded)")
         return self
 
 
@@ -380,6 +397,17 @@ class RegistryParams(_Strict):
     promote_from: Literal["main", "any"] = "main"
     candidate_alias: str = Field("candidate", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     champion_alias: str = Field("champion", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    # Score the champion (and a fine-tune's parent) on the new version's evaluation clips when its
+    # evaluation set or mel differs, cached on its version (ganpipe/rescoring.py).
+    rescore: bool = True
+    # A floor on the primary metric: a version worse than this is never promoted (null: none).
+    min_quality: float | None = None
+    # auto: the rule promotes; manual: the version the rule would promote gets challenger_alias, and
+    # `ganpipe promote NAME VERSION` (or the alias in the MLflow UI) makes it champion.
+    approval: Literal["auto", "manual"] = "auto"
+    challenger_alias: str = Field("challenger", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    # A fine-tune (train.fine_tune_from) worse than its parent on the same clips is not promoted.
+    fine_tune_must_beat_parent: bool = True
     # Also log an ONNX export of the generator inside the model (pyfunc param backend=onnx).
     export_onnx: bool = True
     # Seconds to wait for another registration / DVC command holding the project lock.
@@ -390,15 +418,25 @@ class RegistryParams(_Strict):
 
     @model_validator(mode="after")
     def _aliases(self) -> RegistryParams:
-        if self.candidate_alias == self.champion_alias:
-            raise ValueError("registry.candidate_alias and registry.champion_alias must differ")
-        for alias in (self.candidate_alias, self.champion_alias):
+        if len({self.candidate_alias, self.champion_alias, self.challenger_alias}) < 3:
+            raise ValueError("registry.candidate_alias, registry.champion_alias and registry.challenger_alias "
+                             "must differ")
+        for alias in (self.candidate_alias, self.champion_alias, self.challenger_alias):
             if alias.lower() == "latest" or (alias[:1] in "vV" and alias[1:].isdigit()):
                 raise ValueError(f"alias {alias!r} is reserved by MLflow (latest, v<number>)")
         return self
 
     def registered_name(self, dataset: str, variant: str) -> str:
         return self.model_name or f"ganpipe-{dataset}-{variant}"
+
+
+class RetrainParams(_Strict):
+    """The retrain flow (flows/retrain.py): what a cycle leaves in git."""
+
+    # auto: commit when the tree was clean at the start of the cycle; true: always (a dirty start
+    # included: only the pipeline's outputs are committed); false: never. The commit (on the current
+    # branch) holds dvc.lock, metrics and plots and is tagged <registered model>-v<version>.
+    commit: bool | Literal["auto"] = "auto"
 
 
 class Params(_Strict):
@@ -414,6 +452,7 @@ class Params(_Strict):
     tracking: TrackingParams = TrackingParams()
     evaluation: EvaluationParams = EvaluationParams()
     registry: RegistryParams = RegistryParams()
+    retrain: RetrainParams = RetrainParams()
 
     @model_validator(mode="after")
     def _cross(self) -> Params:

@@ -32,7 +32,9 @@ it too) is refused with a :class:`RegistryError`.
    ``registry.champion_alias`` when it was made on the main line (:mod:`ganpipe.promotion`: not in
    a DVC experiment, no uncommitted changes besides pipeline outputs; ``registry.promote_from:
    any`` lifts this) and there is no champion, or when its metrics are comparable with the
-   champion's (same mel configuration and evaluation set; tag ``comparability``) and its primary
+   champion's (same mel configuration and evaluation set, tag ``comparability``; when they differ,
+   the champion is first re-scored on the new version's clips, :mod:`ganpipe.rescoring`, and the
+   guards of :mod:`ganpipe.guards` apply: the floor, a fine-tune's parent, manual approval) and its primary
    metric beats the champion's by more than ``registry.margin`` (lower is better unless
    ``ganpipe.metrics.HIGHER_IS_BETTER`` says otherwise). The primary metric is
    ``registry.primary_metric``; ``auto`` (the default) means ``mcd`` for vocoders and
@@ -63,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpipe.config import Params
+from ganpipe.guards import parent_of
 from ganpipe.mlflow_store import file_lock, file_sha256, lock_path, project_tracking
 from ganpipe.promotion import (
     Source,
@@ -74,6 +77,7 @@ from ganpipe.promotion import (
     promotion_source,
 )
 from ganpipe.provenance import data_version, weights_sha256
+from ganpipe.rescoring import EqualData
 
 log = logging.getLogger("ganpipe.model_registry")
 
@@ -328,14 +332,66 @@ def alias_version(client: Any, name: str, alias: str) -> Any | None:
         return None
 
 
-def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, promote_request: bool) -> Any:
+def _guarded(client: Any, mv: Any, params: Params, metric: str, promote: bool, reason: str,
+             equal: EqualData | None, root: Path | None) -> tuple[bool, str]:
+    """The rule's decision after the guards (ganpipe.guards): the floor, and a fine-tune's parent."""
+    from ganpipe import guards
+
+    hib = higher_is_better(metric)
+    new = finite(mv.tags.get(f"eval_{metric}"))
+    veto = guards.below_floor(new, metric, params.registry.min_quality, hib) if promote else None
+    ref = guards.parent_ref(mv.tags, root) if root is not None else {}
+    if promote and veto is None and ref and params.registry.fine_tune_must_beat_parent and equal is not None:
+        try:
+            parent, label = equal.parent_value(client, ref, metric)
+        except Exception as exc:  # noqa: BLE001 - a parent that cannot be scored does not block
+            log.warning("could not score the parent %s: %s", ref, exc)
+            parent, label = None, ""
+        veto = guards.worse_than_parent(new, parent, label, metric, str(equal.eval_set), hib)
+    return (False, f"{veto} ({reason})") if veto else (promote, reason)
+
+
+def _rule(client: Any, mv: Any, champ: Any | None, params: Params, metric: str, source: Source,
+          promote_request: bool, equal: EqualData | None, root: Path | None
+          ) -> tuple[bool, bool, str, Any, str, str]:
+    """A new decision for ``mv`` against the champion, on equal data (the champion re-scored when
+    the evaluation sets differ), after the guards: (promote, challenger, reason, comparable,
+    champion version before, its value)."""
+    rp = params.registry
+    champ_tags = champ.tags if champ is not None else None
+    if champ is not None and equal is not None and rp.rescore:
+        champ_tags = equal.champion_tags(client, champ)
+    promote, reason, comparable = automatic_rule(
+        mv.tags, champ_tags, str(champ.version) if champ is not None else None,
+        metric, rp.margin, source, rp.promote_from)
+    if champ is not None and equal is not None and equal.blocked and reason.startswith("not comparable"):
+        reason = (f"not comparable with champion v{champ.version}: {equal.blocked}, which re-scoring cannot "
+                  f"equalise: champion kept (`ganpipe register --promote` to replace it)")
+    promote, reason = _guarded(client, mv, params, metric, promote, reason, equal, root)
+    challenger = False
+    if promote_request and not promote:
+        reason = f"promoted on request (--promote); the automatic rule would keep it a candidate: {reason}"
+        promote = True
+    elif promote and rp.approval == "manual" and not promote_request:
+        promote, challenger = False, True
+        reason = (f"{reason}; awaiting approval (registry.approval: manual): "
+                  f"`ganpipe promote {mv.name} {mv.version} --reason ...`")
+    old = finite(champ_tags.get(f"eval_{metric}")) if champ_tags is not None else None
+    return (promote, challenger, reason, comparable, str(champ.version) if champ is not None else "none",
+            repr(old) if old is not None else "none")
+
+
+def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, promote_request: bool,
+            equal: EqualData | None = None, root: Path | None = None) -> Any:
     """Decide (or re-evaluate) whether ``mv`` is the champion, set the aliases and record the
-    decision in the version's tags; returns the version as the registry holds it afterwards."""
+    decision in the version's tags; returns the version as the registry holds it afterwards.
+    ``equal``: the evaluation data to re-score the champion (and a fine-tune's parent) on."""
     rp = params.registry
     hib = higher_is_better(metric)
     new = finite(mv.tags.get(f"eval_{metric}"))
     champ = alias_version(client, mv.name, rp.champion_alias)
     already = champ is not None and str(champ.version) == str(mv.version)
+    challenger = False
     if already:  # a re-run for the champion, or completing its interrupted registration
         promote, comparable = True, _tag_value(mv.tags.get("comparable"))
         reason = mv.tags.get("decision_reason") or "already the champion"
@@ -343,22 +399,17 @@ def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, p
         before_value = mv.tags.get("champion_before_value", "none")
         source_text = mv.tags.get("source") or source.description
     else:
-        promote, reason, comparable = automatic_rule(
-            mv.tags, champ.tags if champ is not None else None, str(champ.version) if champ is not None else None,
-            metric, rp.margin, source, rp.promote_from)
-        if promote_request and not promote:
-            reason = f"promoted on request (--promote); the automatic rule would keep it a candidate: {reason}"
-            promote = True
-        old = finite(champ.tags.get(f"eval_{metric}")) if champ is not None else None
-        before_version = str(champ.version) if champ is not None else "none"
-        before_value = repr(old) if old is not None else "none"
+        promote, challenger, reason, comparable, before_version, before_value = _rule(
+            client, mv, champ, params, metric, source, promote_request, equal, root)
         source_text = source.description
     # candidate = the newest version (an older one completed or re-evaluated late does not take it back)
     newest = max(int(v.version) for v in client.search_model_versions(f"name = '{mv.name}'"))
     candidate = int(mv.version) >= newest
-    aliases = ([rp.candidate_alias] if candidate else []) + ([rp.champion_alias] if promote else [])
+    aliases = ([rp.candidate_alias] if candidate else []) + ([rp.champion_alias] if promote else []) + \
+        ([rp.challenger_alias] if challenger else [])
     decision = {
-        "decision": "champion" if promote else "candidate", "decision_reason": reason,
+        "decision": "champion" if promote else "challenger" if challenger else "candidate",
+        "decision_reason": reason,
         "primary_metric": metric, "primary_metric_value": repr(new) if new is not None else "none",
         "higher_is_better": str(hib).lower(), "margin": repr(float(rp.margin)),
         "champion_before_version": before_version, "champion_before_value": before_value,
@@ -376,6 +427,10 @@ def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, p
         client.set_registered_model_alias(mv.name, rp.candidate_alias, mv.version)
     if promote and not already:
         client.set_registered_model_alias(mv.name, rp.champion_alias, mv.version)
+    if challenger and rp.challenger_alias not in (mv.aliases or []):
+        client.set_registered_model_alias(mv.name, rp.challenger_alias, mv.version)
+    if equal is not None and equal.notes and mv.tags.get("rescoring") != "; ".join(equal.notes):
+        client.set_model_version_tag(mv.name, mv.version, "rescoring", "; ".join(equal.notes)[:5000])
     if mv.tags.get("registration") != "complete":
         client.set_model_version_tag(mv.name, mv.version, "registration", "complete")
     return client.get_model_version(mv.name, mv.version)
@@ -405,7 +460,8 @@ def _read_inputs(root: Path, generator: str | Path,
 
 def register_generator(generator: str | Path, eval_metrics: str | Path | dict[str, Any], params: Params,
                        project_dir: str | Path = ".", promote: bool = False,
-                       source: Source | None = None, model_name: str | None = None) -> Registration:
+                       source: Source | None = None, model_name: str | None = None,
+                       parent: str | None = None) -> Registration:
     """Register ``generator`` (a ganpipe generator file) with its evaluation metrics; see module doc.
 
     Relative paths (``generator``, ``eval_metrics``, a relative sqlite tracking database and
@@ -414,7 +470,8 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
     (default: :func:`ganpipe.promotion.promotion_source` of ``project_dir`` and this process's
     environment). A generator registered before is not registered again: its promotion is
     re-evaluated (e.g. after the changes it was made from were committed). ``model_name``: the
-    registered model's name (default: ``registry.model_name``'s rule).
+    registered model's name (default: ``registry.model_name``'s rule). ``parent``: the model it was
+    fine-tuned from (default: ``train.fine_tune_from``; ganpipe.guards).
     """
     from mlflow import MlflowClient
 
@@ -445,12 +502,16 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
         if created:
             _check_same_kind(client, name, loaded)
             tags = _version_tags(loaded, core, sha, content, params.dataset.name, data, metrics, comparability)
+            tags.update(parent_of(parent or params.train.fine_tune_from, client, root))
             mv = _log_model(client, exp_id, name, gen_path, loaded, core, metrics, tags, params, metric)
             log.info("registered %s version %s", name, mv.version)
         else:
             log.info("%s (or the same weights) is already registered as %s version %s: no new version; "
                      "re-evaluating its promotion", gen_path.name, name, mv.version)
-        mv = _decide(client, mv, params, metric, source, promote)
+        equal = EqualData(root / "data" / "prepared", params.evaluation, comparability, tp.tracking_uri, [])
+        mv = _decide(client, mv, params, metric, source, promote, equal, root)
+        for note in equal.notes:
+            log.info("%s", note)
         champ = alias_version(client, name, params.registry.champion_alias)
         return _registration_from_version(mv, created, params.registry.champion_alias,
                                           str(champ.version) if champ is not None else None)

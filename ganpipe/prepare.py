@@ -488,7 +488,7 @@ def check_corpus(utterances: list[SourceUtterance], split: SplitParams) -> None:
         if utt.utt_id in seen:
             raise PrepareError(f"duplicate utterance id '{utt.utt_id}': {seen[utt.utt_id]} and {utt.path}")
         seen[utt.utt_id] = utt.path
-    if split.list_file:
+    if split.list_file or split.test_list or split.valid_list:
         assign_splits([(u.utt_id, u.speaker) for u in utterances], split)
 
 

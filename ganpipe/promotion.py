@@ -28,6 +28,11 @@ Two questions, answered before any metric is compared (:mod:`ganpipe.model_regis
   A field that one side does not record (a version registered before it was recorded, a project
   without a manifest) is not compared.
 
+  When only the evaluation set (or split, or mel configuration) differs, the register step first
+  scores the champion on the new version's clips (:mod:`ganpipe.rescoring`, cached on the
+  champion's version) and compares those numbers: only different sample rates (or clip lengths)
+  remain "not comparable".
+
 * **The rule** (:func:`automatic_rule`): then the primary metric (:func:`primary_metric_for`:
   ``registry.primary_metric``, ``auto`` = ``mcd`` for vocoders, ``frechet_mel`` for unconditional
   models) must beat the champion's by more than ``registry.margin``, in its direction
@@ -334,5 +339,14 @@ def automatic_rule(new_tags: Mapping[str, str], champion_tags: Mapping[str, str]
     delta = (new - old) if hib else (old - new)
     promote = delta > margin
     word = "higher" if hib else "lower"
-    return promote, (f"{metric} {new:.6g} vs champion v{champion_version} {old:.6g} ({word} is better): improvement "
-                     f"{delta:.6g} {'>' if promote else '<='} margin {margin:g}"), comparable
+    eval_set = profile_from_tags(new_tags).get("eval_set")
+    where = f" on eval set {short_eval_set(eval_set)}" if eval_set else ""
+    return promote, (f"{metric} {new:.4g} vs champion v{champion_version} {old:.4g}{where}: "
+                     f"{'promoted' if promote else 'champion kept'} ({word} is better; improvement "
+                     f"{delta:.6g} {'>' if promote else '<='} margin {margin:g})"), comparable
+
+
+def short_eval_set(eval_set: str) -> str:
+    """``3:62337434c361b59b`` -> ``3:62337434…`` (for reasons)."""
+    n, _, digest = str(eval_set).partition(":")
+    return f"{n}:{digest[:8]}…" if digest else str(eval_set)

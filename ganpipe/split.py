@@ -1,8 +1,19 @@
 """Train / valid / test assignment of utterances.
 
-Two modes, chosen by :class:`SplitParams`:
+Three modes, chosen by :class:`SplitParams`:
 
-* **Seeded** (default). Every utterance gets a rank key ``blake2b(seed, utt_id)``; within a group
+* **Hash** (``method: hash``, the default). A clip's split is a pure function of its own id: the
+  salted hash ``blake2b(seed, id)`` as a number ``u`` in [0, 1) puts it in ``test`` when
+  ``u < test_fraction``, in ``valid`` when ``u < test_fraction + valid_fraction``, else in
+  ``train``. The id is the utterance's (``unit: utterance``) or its speaker's (``unit: speaker``:
+  all clips of a speaker in one split). Adding clips never moves an existing one, so the test set
+  only grows and no test clip ever leaks into training. The counts are proportions in expectation
+  only (a tiny corpus can have an empty split). Golden sets: ``test_list`` / ``valid_list`` name
+  the ids of a split (files of ids, one a line, or the first column of a CSV; ``#`` comments); the
+  listed ids are in it whatever the hash says, ids not in the corpus (yet) are ignored, and with
+  ``test_list`` set nothing else is test (nor valid with ``valid_list``): the rest goes to
+  ``train``, or to ``valid`` where the hash says valid and there is no ``valid_list``.
+* **Seeded** (``method: seeded``). Every utterance gets a rank key ``blake2b(seed, utt_id)``; within a group
   (each speaker when ``per_speaker``, else the whole corpus) utterances are ordered by that key,
   the first ``n_test`` go to ``test``, the next ``n_valid`` to ``valid`` and the rest to ``train``.
   Counts: ``round(n * fraction)`` (halves round up); when a group has at least 3 utterances,
@@ -70,6 +81,56 @@ def _check_input(utts: Iterable[tuple[str, str]]) -> dict[str, str]:
             raise SplitError(f"duplicate utterance id '{utt_id}' (speakers '{speakers[utt_id]}' and '{speaker}')")
         speakers[utt_id] = speaker
     return speakers
+
+
+def hash_bucket(seed: int, key: str) -> float:
+    """The salted hash of ``key`` as a number in [0, 1) (the hash mode's bucket)."""
+    return int.from_bytes(_rank_key(seed, key)[:8], "big") / 2.0 ** 64
+
+
+def read_id_list(path: str | Path) -> set[str]:
+    """The utterance ids of a golden-set file: one a line (the first field of a CSV/TSV line; blank
+    lines, ``#`` comments and a header ``utt_id`` ignored)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise SplitError(f"split id list {path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise SplitError(f"split id list {path}: not UTF-8 text") from None
+    ids = set()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        first = line.split("\t" if "\t" in line else ",")[0].strip()
+        if first and first.lower() != "utt_id":
+            ids.add(first)
+    return ids
+
+
+def _hashed(speakers: dict[str, str], params: SplitParams) -> dict[str, Split]:
+    test_ids = read_id_list(params.test_list) if params.test_list else None
+    valid_ids = read_id_list(params.valid_list) if params.valid_list else None
+    both = sorted((test_ids or set()) & (valid_ids or set()))
+    if both:
+        raise SplitError(f"split.test_list and split.valid_list both list: {', '.join(both[:10])}")
+    out: dict[str, Split] = {}
+    for utt_id, speaker in speakers.items():
+        if test_ids is not None and utt_id in test_ids:
+            out[utt_id] = "test"
+            continue
+        if valid_ids is not None and utt_id in valid_ids:
+            out[utt_id] = "valid"
+            continue
+        u = hash_bucket(params.seed, speaker if params.unit == "speaker" else utt_id)
+        if u < params.test_fraction:
+            split: Split = "test" if test_ids is None else "train"
+        elif u < params.test_fraction + params.valid_fraction:
+            split = "valid" if valid_ids is None else "train"
+        else:
+            split = "train"
+        out[utt_id] = split
+    return dict(sorted(out.items()))
 
 
 def _seeded(speakers: dict[str, str], params: SplitParams) -> dict[str, Split]:
@@ -144,4 +205,6 @@ def assign_splits(utts: Iterable[tuple[str, str]], params: SplitParams, *,
     speakers = _check_input(utts)
     if params.list_file:
         return _from_list(speakers, Path(params.list_file), frozenset(ignore_ids))
+    if params.method == "hash":
+        return _hashed(speakers, params)
     return _seeded(speakers, params)

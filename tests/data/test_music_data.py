@@ -104,7 +104,7 @@ def test_music_corpora_are_cut_into_clips_sharing_their_piece_split(tmp_path: Pa
         others.append(SourceUtterance(f"p{i}", "piano", str(p)))
     audio = AudioParams(sample_rate=SR, clips={"seconds": 2.0})
     res = P.prepare_corpus([src, *others], tmp_path / "out", audio,
-                           SplitParams(valid_fraction=0.2, test_fraction=0.2), workers=1,
+                           SplitParams(method="seeded", valid_fraction=0.2, test_fraction=0.2), workers=1,
                            progress=False, dataset="demo_music")
     m = res.manifest
     longest_clip = m["duration"].max()  # audio seconds

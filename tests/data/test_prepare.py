@@ -87,7 +87,7 @@ def test_prepare_corpus_writes_good_files_and_lists_bad_ones(
     utts, expected_skips = _bad_and_good_sources(tmp_path / "src", clips)
     out = tmp_path / "prepared"
     audio = AudioParams(sample_rate=16000, max_seconds=4.0)
-    result = prepare_corpus(utts, out, audio, SplitParams(), workers=2, progress=False)
+    result = prepare_corpus(utts, out, audio, SplitParams(method="seeded"), workers=2, progress=False)
 
     skipped = pd.read_csv(out / "skipped.csv", keep_default_na=False)
     assert list(skipped.columns) == ["source_path", "utt_id", "reason", "detail"]

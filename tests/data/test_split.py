@@ -1,4 +1,5 @@
-"""Train/valid/test splits: counts, per-speaker proportions, determinism, stability when utterances are added."""
+"""Train/valid/test splits: a test set that only grows (hash mode, golden lists), and the seeded mode's
+counts, per-speaker proportions, determinism and stability when utterances are added."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_split_counts(n: int, valid: float, test: float, expected: tuple[int, in
 
 def test_per_speaker_proportions_and_minimums() -> None:
     utts = _corpus({"a": 3, "b": 10, "c": 41, "d": 1})
-    splits = assign_splits(utts, SplitParams(valid_fraction=0.1, test_fraction=0.2))
+    splits = assign_splits(utts, SplitParams(method="seeded", valid_fraction=0.1, test_fraction=0.2))
     assert set(splits) == {u for u, _ in utts}
     for spk, n in {"a": 3, "b": 10, "c": 41, "d": 1}.items():
         got = Counter(s for u, s in splits.items() if u.startswith(spk + "_"))
@@ -45,13 +46,13 @@ def test_per_speaker_proportions_and_minimums() -> None:
 
 def test_deterministic_order_independent_and_seeded() -> None:
     utts = _corpus({"a": 30, "b": 30})
-    params = SplitParams(seed=5)
+    params = SplitParams(method="seeded", seed=5)
     first = assign_splits(utts, params)
     shuffled = utts[:]
     random.Random(0).shuffle(shuffled)
     assert assign_splits(shuffled, params) == first
     assert assign_splits(list(reversed(utts)), params) == first
-    other = assign_splits(utts, SplitParams(seed=6))
+    other = assign_splits(utts, SplitParams(method="seeded", seed=6))
     assert other != first
     assert Counter(other.values()) == Counter(first.values())
     # Not simply the first/last ids in name order.
@@ -59,7 +60,7 @@ def test_deterministic_order_independent_and_seeded() -> None:
 
 
 def test_stable_when_utterances_are_added() -> None:
-    params = SplitParams(seed=11, valid_fraction=0.1, test_fraction=0.1)
+    params = SplitParams(method="seeded", seed=11, valid_fraction=0.1, test_fraction=0.1)
     base = _corpus({"a": 200})
     before = assign_splits(base, params)
     after = assign_splits(base + [(f"new_{i}", "a") for i in range(5)], params)
@@ -70,7 +71,8 @@ def test_stable_when_utterances_are_added() -> None:
 
 def test_whole_corpus_mode() -> None:
     utts = _corpus({"a": 50, "b": 7})
-    splits = assign_splits(utts, SplitParams(per_speaker=False, valid_fraction=0.1, test_fraction=0.1))
+    splits = assign_splits(utts, SplitParams(method="seeded", per_speaker=False, valid_fraction=0.1,
+                                                  test_fraction=0.1))
     got = Counter(splits.values())
     train, valid, test = split_counts(57, 0.1, 0.1)
     assert (got["train"], got["valid"], got["test"]) == (train, valid, test)
@@ -123,3 +125,82 @@ def test_list_file_ignore_ids_and_missing_file(tmp_path: Path) -> None:
         "u1": "train", "u2": "test"}
     with pytest.raises(SplitError, match="cannot read"):
         assign_splits([("u1", "a")], _list_params(tmp_path / "nope.csv"))
+
+
+# ------------------------------------------------------------------------------------------------
+# hash mode: a test set that only grows
+def _lj(n: int, start: int = 1) -> list[tuple[str, str]]:
+    return [(f"LJ001-{i:04d}", "LJ") for i in range(start, start + n)]
+
+
+def test_hash_split_grows_16_32_48_without_moving_a_clip() -> None:
+    params = SplitParams(test_fraction=0.2, valid_fraction=0.1)
+    seen_test: set[str] = set()
+    before: dict[str, str] = {}
+    for n in (16, 32, 48):
+        splits = assign_splits(_lj(n), params)
+        test = {u for u, s in splits.items() if s == "test"}
+        assert seen_test <= test  # every earlier test clip stays test ...
+        assert all(splits[u] == s for u, s in before.items())  # ... and no clip moves at all
+        assert not seen_test & {u for u, s in splits.items() if s == "train"}  # no leak into train
+        seen_test, before = test, splits
+    assert 4 <= len(seen_test) <= 16 and Counter(before.values())["train"] >= 24
+
+
+def test_hash_split_is_a_function_of_the_id_and_the_salt() -> None:
+    utts = _corpus({"a": 40, "b": 40})
+    first = assign_splits(utts, SplitParams())
+    assert first == assign_splits(list(reversed(utts)), SplitParams())
+    # each clip alone gets the split it gets in the corpus
+    assert all(assign_splits([(u, spk)], SplitParams())[u] == first[u] for u, spk in utts[:20])
+    assert assign_splits(utts, SplitParams(seed=99)) != first
+    assert set(first.values()) == {"train", "valid", "test"}
+
+
+def test_hash_split_by_speaker_keeps_a_speakers_clips_together() -> None:
+    utts = _corpus({f"spk{k}": 5 for k in range(30)})
+    splits = assign_splits(utts, SplitParams(unit="speaker", test_fraction=0.2))
+    for k in range(30):
+        assert len({splits[f"spk{k}_{i:04d}"] for i in range(5)}) == 1
+    assert "test" in splits.values() and "train" in splits.values()
+    grown = assign_splits(utts + [("spk3_0099", "spk3"), ("new_0000", "new")], SplitParams(unit="speaker",
+                                                                                          test_fraction=0.2))
+    assert grown["spk3_0099"] == splits["spk3_0000"] and all(grown[u] == s for u, s in splits.items())
+
+
+def test_golden_test_and_valid_lists(tmp_path: Path) -> None:
+    test_list = tmp_path / "test.txt"
+    test_list.write_text("# golden set\nutt_id\nLJ001-0002\nLJ001-0007\nLJ009-9999\n")  # the last: not yet
+    valid_list = tmp_path / "valid.csv"
+    valid_list.write_text("LJ001-0003,some text\n")
+    params = SplitParams(test_list=str(test_list), valid_list=str(valid_list), test_fraction=0.3)
+    splits = assign_splits(_lj(16), params)
+    assert {u for u, s in splits.items() if s == "test"} == {"LJ001-0002", "LJ001-0007"}
+    assert {u for u, s in splits.items() if s == "valid"} == {"LJ001-0003"}
+    grown = assign_splits(_lj(48), params)
+    assert {u for u, s in grown.items() if s == "test"} == {"LJ001-0002", "LJ001-0007"}
+    # without valid_list: valid by the hash, never test
+    only_test = assign_splits(_lj(48), SplitParams(test_list=str(test_list)))
+    assert {u for u, s in only_test.items() if s == "test"} == {"LJ001-0002", "LJ001-0007"}
+    assert "valid" in only_test.values()
+    both = tmp_path / "both.txt"
+    both.write_text("LJ001-0002\n")
+    with pytest.raises(SplitError, match="both list: LJ001-0002"):
+        assign_splits(_lj(4), SplitParams(test_list=str(test_list), valid_list=str(both)))
+    with pytest.raises(SplitError, match="cannot read"):
+        assign_splits(_lj(4), SplitParams(test_list=str(tmp_path / "nope.txt")))
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"method": "random"}, r"split.method.*'hash' or 'seeded'"),
+    ({"unit": "file"}, r"split.unit.*'utterance' or 'speaker'"),
+    ({"method": "seeded", "test_list": "t.txt"}, r"need split.method: hash \(allowed: hash, seeded\)"),
+    ({"list_file": "a.csv", "test_list": "t.txt"}, r"use it or split.test_list"),
+])
+def test_split_keys_are_validated(tmp_path: Path, values: dict, message: str) -> None:
+    from ganpipe.config import ConfigError, load_params
+    from tests.conftest import write_params
+
+    write_params(tmp_path / "params.yaml", {"split": values})
+    with pytest.raises(ConfigError, match=message):
+        load_params(tmp_path / "params.yaml")

@@ -151,15 +151,16 @@ def test_schedule_needs_a_valid_cron_and_a_server(monkeypatch):
 @pytest.mark.network  # a Prefect server (prefect_harness)
 def test_retrain_source_is_checked_before_the_pipeline_runs(tmp_path, tmp_path_factory, prefect_harness):
     """A retrain started from committed files promotes a better model even though its pipeline
-    changes params.yaml (as `dvc exp run -S train.fine_tune_from=...` does); started from
-    uncommitted changes, the better model is registered as candidate only."""
+    changes params.yaml (as `dvc exp run -S train.fine_tune_from=...` does), and puts params.yaml
+    back, so the next cycle promotes too; started from uncommitted changes, the better model is
+    registered as candidate only."""
     import subprocess
 
     from flows.retrain import retrain_flow
 
-    root = project(tmp_path / "proj", mlflow_template(tmp_path_factory), [5, 6, 7])
+    root = project(tmp_path / "proj", mlflow_template(tmp_path_factory), [5, 6, 7, 8])
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    (root / ".gitignore").write_text(".mlflow/\ngens/\nmodels/\nmetrics/\nattempts-*\n*.log\n*.txt\n")
+    (root / ".gitignore").write_text(".mlflow/\ngens/\nmodels/\nmetrics/\nattempts-*\n*.log\n*.txt\n.ganpipe-dvc.lock\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-qm", "project"], cwd=root, check=True)
@@ -173,8 +174,24 @@ def test_retrain_source_is_checked_before_the_pipeline_runs(tmp_path, tmp_path_f
     assert second["source"].startswith("retrain flow started from: main line (commit")
     assert second["registration"]["decision"] == "champion" and aliases(root)["champion"] == "2"
 
-    # now params.yaml differs from the commit before the retrain starts: candidate only
+    # the cycle put params.yaml back (the next cycle starts from the committed tree and can promote)
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout == ""
     third = retrain_flow(project_dir=str(root), command=install("g7", 6.0), push=False)
-    assert third["source"] == "uncommitted changes: params.yaml"
-    assert third["registration"]["decision"] == "candidate" and aliases(root) == {"candidate": "3", "champion": "2"}
-    assert "uncommitted changes: params.yaml: not promoted" in third["registration"]["decision_reason"]
+    assert third["source"].startswith("retrain flow started from: main line (commit")
+    assert third["registration"]["decision"] == "champion" and aliases(root) == {"candidate": "3", "champion": "3"}
+
+    # a change made by hand before the cycle is not the cycle's: candidate only, and it stays
+    (root / "params.yaml").write_text((root / "params.yaml").read_text() + "# by hand\n")
+    fourth = retrain_flow(project_dir=str(root), command=install("g8", 5.0), push=False)
+    assert fourth["source"] == "uncommitted changes: params.yaml"
+    assert fourth["registration"]["decision"] == "candidate" and aliases(root) == {"candidate": "4", "champion": "3"}
+    assert "uncommitted changes: params.yaml: not promoted" in fourth["registration"]["decision_reason"]
+    assert (root / "params.yaml").read_text().endswith("# by hand\n")
+
+
+def test_when_changed_polls_on_a_cron():
+    from flows.retrain import when_changed_cron
+
+    assert when_changed_cron(15) == "*/15 * * * *" and when_changed_cron(120) == "0 */2 * * *"
+    with pytest.raises(SystemExit, match="--poll-minutes must be >= 1"):
+        when_changed_cron(0)

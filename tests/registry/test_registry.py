@@ -261,8 +261,10 @@ def test_dvc_yaml_has_the_register_stage():
     import yaml
 
     stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["register"]
-    assert stage["cmd"] == "python -m flows.register" and stage["params"] == ["registry"]
-    assert {"models/generator.pt", "metrics/eval.json"} <= set(stage["deps"])
+    assert stage["cmd"] == "python -m flows.register"
+    # the champion is re-scored on the evaluation clips as the evaluate stage scores; a fine-tune's parent
+    assert stage["params"] == ["registry", "evaluation", "train.fine_tune_from"]
+    assert {"models/generator.pt", "metrics/eval.json", "data/prepared"} <= set(stage["deps"])
     assert stage["metrics"] == [{"metrics/register.json": {"cache": False}}]
 
 

@@ -111,7 +111,7 @@ def test_unconditional_promotion_on_frechet_mel(tmp_path, tmp_path_factory):
     better = register_generator(make_latent_generator(root / "c.pt", 3), uncond_json(root / "c.json", 40.0),
                                 params, root)
     assert (better.version, better.decision, better.champion_before_version) == ("3", "champion", "1")
-    assert "frechet_mel 40 vs champion v1 50 (lower is better)" in better.decision_reason
+    assert "frechet_mel 40 vs champion v1 50: promoted (lower is better" in better.decision_reason
     assert aliases(root, WAVEGAN) == {"candidate": "3", "champion": "3"}
 
     # an explicit primary metric works when eval.json has it (ndb_fraction: lower is better) ...

@@ -2,7 +2,8 @@
 
 Serves in-memory bytes with ``Range`` support (206 / 416), logs every request (path, Range header,
 status, body bytes sent) and can, on request, misbehave: ignore ``Range`` (answer 200 with the
-whole file), cut the connection after N body bytes, or answer a 5xx.
+whole file), cut the connection after N body bytes, or answer a 5xx. ``HEAD`` answers the
+validators (ETag, Content-Length) of the file as it is now (``add`` again to replace it).
 """
 
 from __future__ import annotations
@@ -164,6 +165,23 @@ def _make_handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
                     self.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+        def do_HEAD(self) -> None:
+            """The validators of a file: ETag (a hash of its bytes) and Content-Length; no body."""
+            import hashlib
+
+            rec = RequestRecord("HEAD", self.path, None)
+            server._record(rec)
+            res = server._resources.get(self.path)
+            if res is None:
+                self._empty(rec, 404)
+                return
+            rec.status = 200
+            self.send_response(200)
+            self.send_header("ETag", '"' + hashlib.sha256(res.data).hexdigest()[:16] + '"')
+            self.send_header("Content-Length", str(len(res.data)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
 
         def _empty(self, rec: RequestRecord, status: int,
                    headers: dict[str, str] | None = None) -> None:

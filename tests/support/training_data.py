@@ -59,7 +59,7 @@ def build_demo(tmp_path_factory: pytest.TempPathFactory) -> PreparedCorpus:
     demo.generate(raw, DemoParams(n_speakers=2, utterances_per_speaker=4, min_seconds=0.8, max_seconds=1.2))
     utts = discover("demo", raw)
     corpus = PreparedCorpus(root)
-    prepare_corpus(utts, corpus.prepared, AudioParams(), SplitParams(valid_fraction=0.25, test_fraction=0.0),
+    prepare_corpus(utts, corpus.prepared, AudioParams(), SplitParams(method="seeded", valid_fraction=0.25, test_fraction=0.0),
                    workers=1, progress=False)
     manifest = pd.read_csv(corpus.prepared / "manifest.csv")
     assert set(manifest["split"]) == {"train", "valid"} and manifest["speaker"].nunique() == 2
