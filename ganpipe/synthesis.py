@@ -176,7 +176,9 @@ class Vocoder:
         """Why ``mel``'s value range clearly does not match this model's input mel (see
         :func:`mel_range_warning`), or ``None``."""
         stats = self.train_statistics()
-        return mel_range_warning(mel, self.mel_config, *(stats or (None, None)))
+        from ganpipe.mel_kind import mel_range_warning as kind_warning  # every model, imported ones too
+
+        return kind_warning(mel, self.mel_config, *(stats or (None, None)))
 
     def check_mel_config(self, theirs: MelConfig | dict[str, Any] | str | Path) -> None:
         diff = as_mel_config(theirs).diff(self.mel_config)
@@ -349,6 +351,10 @@ def load_model(model_uri: str, tracking_uri: str | None = None) -> Vocoder | Unc
     """Load a ganpipe model of either kind: a registered one (``models:/NAME@alias``,
     ``models:/NAME/3``, ``runs:/...`` or a local model folder) or a generator file
     (``models/generator.pt``, an imported published checkpoint)."""
+    from ganpipe.model_uri import model_uri_problem
+
+    if problem := model_uri_problem(model_uri):
+        raise SynthesisError(problem)  # a missing file, models:/NAME without an alias or a version
     if Path(model_uri).is_file():
         local = _GeneratorFileModel(Path(model_uri))
         model, meta = local, local.metadata
