@@ -293,7 +293,8 @@ def synthesize(
                               help="Registered model: models:/NAME@champion, models:/NAME/3, a model folder, "
                                    "or a generator file (models/generator.pt, ganpipe import-model -o FILE)."),
     mel: Path = typer.Option(None, "--mel",
-                             help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel."),
+                             help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel "
+                                  "(ganpipe mel --model MODEL in.wav -o x.npy)."),
     wav: Path = typer.Option(None, "--wav", help="Vocoders: audio file to re-synthesise (copy-synthesis)."),
     n: int = typer.Option(None, "--n", help="Unconditional models: number of clips to generate (1..256; default 1)."),
     seed: int = typer.Option(None, "--seed", help="Unconditional models: seed of the latents (default 0)."),
@@ -392,6 +393,30 @@ def synthesize(
     write_audio(out, audio, voc.sample_rate, "pcm16")
     typer.echo(json.dumps({"out": str(out), "sample_rate": voc.sample_rate, "samples": int(audio.shape[-1]),
                            "seconds": round(audio.shape[-1] / voc.sample_rate, 3), "model": model}))
+
+
+@app.command("mel")
+def mel_command(
+    wavs: list[Path] = typer.Argument(..., help="WAV file(s)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The .npy file (one WAV) or a folder (<name>.npy each)."),
+    model: str = typer.Option(None, "--model", "-m", help="The mel this model takes: a generator file, "
+                                                          "models:/NAME@alias, models:/NAME/3 or a model folder."),
+    preset: str = typer.Option(None, "--preset", help="Or a mel preset: hifigan | pwg | params (params.yaml's mel)."),
+    resample: bool = typer.Option(False, "--resample", help="Resample audio at another rate to the mel's (soxr)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow store of models:/ URIs."),
+    params: Path = ParamsOpt,
+) -> None:
+    """WAV(s) -> exactly the (n_mels, frames) .npy log-mel that `ganpipe synthesize --mel` and the REST
+    endpoint expect from --model (its own mel, un-normalised: the model normalises itself)."""
+    from ganpipe.mel_export import MelExportError, export, source_of
+
+    try:
+        source = source_of(model, preset, params, tracking_uri)
+        done = export(wavs, out, source, resample)
+    except MelExportError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"mels": done, "mel_config": source.config.to_dict()}))
 
 
 def _write_clips(out: Path, clips, sample_rate: int, model: str) -> None:
