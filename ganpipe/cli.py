@@ -281,6 +281,23 @@ def validate(
 
 
 @app.command()
+def experiments(
+    as_json: bool = typer.Option(False, "--json", help="The rows as JSON (name, rev, params, metrics)."),
+    all_commits: bool = typer.Option(False, "--all-commits", help="Experiments of every commit (dvc exp show -A)."),
+) -> None:
+    """DVC experiments side by side: only the params that differ, the evaluation metrics (mcd, mrstft,
+    pesq, f0_rmse_cents, vuv_f1) and the Griffin-Lim baseline's (gl_*); readable when piped."""
+    from ganpipe.experiments import ExperimentsError, render, show, table
+
+    try:
+        rows = show(["-A"] if all_commits else [])
+    except ExperimentsError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(rows, indent=1, default=str) if as_json else render(*table(rows)))
+
+
+@app.command()
 def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc repro`.")) -> None:
     """Run the whole pipeline with DVC (`dvc repro`): only stages whose inputs changed re-run."""
     _check(Path("params.yaml"))
