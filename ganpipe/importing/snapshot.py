@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-CONFIG_NAMES = {"jik876": ("config.json",), "pwg": ("config.yml",), "bigvgan": ("config.json",),
-                "vocos": ("config.yaml",)}
+# keyed by source format (ganpipe.importing.FORMATS), not by model variant
+CONFIG_NAMES = dict(jik876=("config.json",), pwg=("config.yml",), bigvgan=("config.json",), vocos=("config.yaml",))
 
 
 def _step(path: Path) -> int:
@@ -65,8 +65,8 @@ def locate(fmt: str, checkpoint: Path, config: Path | None,
     return checkpoint, config, discriminator
 
 
-_PATTERNS = {"jik876": "g_XXXXXXXX or generator_*", "pwg": "checkpoint-XXXXsteps.pkl",
-             "bigvgan": "bigvgan_generator.pt", "vocos": "pytorch_model.bin"}
+_PATTERNS = dict(jik876="g_XXXXXXXX or generator_*", pwg="checkpoint-XXXXsteps.pkl",
+                 bigvgan="bigvgan_generator.pt", vocos="pytorch_model.bin")
 
 
 def _discriminator_beside(fmt: str, checkpoint: Path) -> Path | None:

@@ -1,4 +1,4 @@
-"""`ganpipe experiments` makes DVC experiments comparable at a glance (issue 23, item 6): one row per
+"""`ganpipe experiments` makes DVC experiments comparable at a glance: one row per
 experiment, only the params that differ, the evaluation metrics and the Griffin-Lim baseline's, plain
 text when piped (a real small DVC repository with two experiments)."""
 

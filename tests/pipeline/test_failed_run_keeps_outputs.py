@@ -1,4 +1,4 @@
-"""A failed `dvc repro` / `dvc exp run` keeps the train stage's last good outputs (issue 23, item 1):
+"""A failed `dvc repro` / `dvc exp run` keeps the train stage's last good outputs:
 DVC deletes a stage's outputs before running it unless they are `persist`, and `dvc checkout` can bring
 back only what the local cache holds (a fresh clone's cache never holds the committed dvc.lock's
 models/generator.pt: its bytes differ run to run) and nothing of the git-tracked `cache: false` ones.

@@ -1,4 +1,4 @@
-"""The validate stage checks train.fine_tune_from's starting model (issue 23, item 1): readable, its
+"""The validate stage checks train.fine_tune_from's starting model: readable, its
 architecture and weights equal to what model.* builds, discriminators present when
 train.fine_tune_discriminator, its mel the features' (or mel.preset: from_model) — so the README's
 fine-tune command with a generator-only published file stops at validate, before DVC deletes anything."""

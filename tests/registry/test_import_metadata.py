@@ -1,4 +1,4 @@
-"""An imported model's registry entry is honest about itself (issue 23, item 4): its dataset and
+"""An imported model's registry entry is honest about itself: its dataset and
 data-version tags say "imported" and name the source file and sha256, its description names the source,
 and its register run holds the evaluate stage's samples, per-utterance CSV and plots. And the same clips
 score the same MCD through `import-model --register --eval-dir` and `evaluate --ref/--gen` (item 7: both

@@ -1,5 +1,5 @@
 """`ganpipe import-model` takes a snapshot folder (what a download of a model repository gives) or finds
-the config beside the checkpoint, for every format (issue 23, item 5): the Vocos hub layout (config.yaml +
+the config beside the checkpoint, for every format: the Vocos hub layout (config.yaml +
 pytorch_model.bin), BigVGAN's (config.json + bigvgan_generator.pt + its discriminator file) and the
 published jik876 LJ V1 folder (config.json + generator_LJSpeech.pth.tar) import as with the files named."""
 

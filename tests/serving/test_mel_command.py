@@ -1,4 +1,4 @@
-"""`ganpipe mel` makes exactly the mel `ganpipe synthesize --mel` expects (issue 23, item 3): mel then
+"""`ganpipe mel` makes exactly the mel `ganpipe synthesize --mel` expects: mel then
 synthesize --mel equals copy-synthesis from the WAV, for jik876's published HiFi-GAN V1 on a real clip;
 and --model errors say what is wrong (item 7): a missing file is "file not found", models:/NAME without
 an alias or a version says how to give one."""

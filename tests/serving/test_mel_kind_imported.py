@@ -1,4 +1,4 @@
-"""The mel-kind warning works for imported models too (issue 23, item 2): `ganpipe synthesize --mel`
+"""The mel-kind warning works for imported models too: `ganpipe synthesize --mel`
 with a log10 mel or a mean/variance-normalised mel warns, naming both kinds, for jik876's published
 HiFi-GAN V1 (no statistics of its own) and for a ParallelWaveGAN-toolkit model (log10, its own
 statistics); each model's own mel of a real clip, loud or quiet, does not."""
