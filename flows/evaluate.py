@@ -9,7 +9,6 @@ Everything is also logged to the training run in MLflow.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +17,13 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._runtime import cli_main, publish
 from ganpipe import evaluation as E
-from ganpipe.atomic import atomic_path, write_json
+from ganpipe.atomic import write_json
 from ganpipe.config import Params, load_params
 from ganpipe.devices import resolve_device
+from ganpipe.eval_report import write_report
 from ganpipe.generator_io import load_generator
-from ganpipe.mel import MelConfig, MelSpectrogram
-from ganpipe.metrics import HIGHER_IS_BETTER, METRIC_KEYS
-from ganpipe.plots import plot_histograms, plot_mels
+from ganpipe.mel import MelConfig
+from ganpipe.metrics import HIGHER_IS_BETTER
 
 
 # Writes DVC outputs: never cached.
@@ -36,33 +35,6 @@ def score(params: Params, generator: str, prepared: str) -> E.EvalResult:
     ev = params.evaluation
     device = resolve_device(ev.device, "evaluation.device")  # a named device that is absent: a clear error
     return score_generator(load_generator(generator, device), prepared, ev, device)
-
-
-def write_report(result: E.EvalResult, out_dir: Path, loaded_sr: int, mel_config: MelConfig | None) -> None:
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    (out_dir / "samples").mkdir(parents=True)
-    with atomic_path(out_dir / "per_utterance.csv") as tmp:
-        result.per_item.to_csv(tmp, index=False)
-    with atomic_path(out_dir / "skipped.csv") as tmp:
-        import pandas as pd
-
-        pd.DataFrame(result.skipped, columns=["utt_id", "path", "reason"]).to_csv(tmp, index=False)
-    cols = [c for c in METRIC_KEYS if c in result.per_item.columns] or ["rms_db"]
-    plot_histograms(out_dir / "metrics_histograms.png", result.per_item, cols, "per-utterance metrics")
-    mel = MelSpectrogram(mel_config) if mel_config is not None else None
-    import torch
-
-    for name, gen, ref in result.samples:
-        E.write_wav(out_dir / "samples" / f"{name}_generated.wav", gen, loaded_sr)
-        if name in result.baseline_samples:
-            E.write_wav(out_dir / "samples" / f"{name}_griffin_lim.wav", result.baseline_samples[name], loaded_sr)
-        if ref is not None:
-            E.write_wav(out_dir / "samples" / f"{name}_reference.wav", ref, loaded_sr)
-            if mel is not None:
-                with torch.inference_mode():
-                    plot_mels(out_dir / "samples" / f"{name}_mel.png", mel(torch.from_numpy(ref)).numpy(),
-                              mel(torch.from_numpy(gen.astype(np.float32))).numpy(), title=name)
 
 
 def mlflow_metrics(summary: dict) -> dict[str, float]:

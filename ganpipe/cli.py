@@ -303,6 +303,23 @@ def validate(
 
 
 @app.command()
+def experiments(
+    as_json: bool = typer.Option(False, "--json", help="The rows as JSON (name, rev, params, metrics)."),
+    all_commits: bool = typer.Option(False, "--all-commits", help="Experiments of every commit (dvc exp show -A)."),
+) -> None:
+    """DVC experiments side by side: only the params that differ, the evaluation metrics (mcd, mrstft,
+    pesq, f0_rmse_cents, vuv_f1) and the Griffin-Lim baseline's (gl_*); readable when piped."""
+    from ganpipe.experiments import ExperimentsError, render, show, table
+
+    try:
+        rows = show(["-A"] if all_commits else [])
+    except ExperimentsError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(rows, indent=1, default=str) if as_json else render(*table(rows)))
+
+
+@app.command()
 def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc repro`.")) -> None:
     """Run the whole pipeline with DVC (`dvc repro`): only stages whose inputs changed re-run."""
     _check(Path("params.yaml"))
@@ -312,7 +329,8 @@ def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc 
 _SYNTH = {  # the options of `ganpipe synthesize`
     "model": typer.Option(..., "--model", "-m", help="Registered model: models:/NAME@champion, models:/NAME/3, a model "
                           "folder, or a generator file (models/generator.pt, ganpipe import-model -o FILE)."),
-    "mel": typer.Option(None, "--mel", help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel."),
+    "mel": typer.Option(None, "--mel", help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel "
+                        "(ganpipe mel --model MODEL in.wav -o x.npy)."),
     "wav": typer.Option(None, "--wav", help="Vocoders: audio file to re-synthesise (copy-synthesis)."),
     "n": typer.Option(None, "--n", help="Unconditional models: number of clips to generate (1..256; default 1)."),
     "seed": typer.Option(None, "--seed", help="Unconditional models: seed of the latents (default 0)."),
@@ -367,6 +385,30 @@ def synthesize_command(
         _write_clips(out, audio[None], sample_rate, model, one_file=True)
     else:
         _write_clips(out, audio, sample_rate, model)
+
+
+@app.command("mel")
+def mel_command(
+    wavs: list[Path] = typer.Argument(..., help="WAV file(s)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The .npy file (one WAV) or a folder (<name>.npy each)."),
+    model: str = typer.Option(None, "--model", "-m", help="The mel this model takes: a generator file, "
+                                                          "models:/NAME@alias, models:/NAME/3 or a model folder."),
+    preset: str = typer.Option(None, "--preset", help="Or a mel preset: hifigan | pwg | params (params.yaml's mel)."),
+    resample: bool = typer.Option(False, "--resample", help="Resample audio at another rate to the mel's (soxr)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow store of models:/ URIs."),
+    params: Path = ParamsOpt,
+) -> None:
+    """WAV(s) -> exactly the (n_mels, frames) .npy log-mel that `ganpipe synthesize --mel` and the REST
+    endpoint expect from --model (its own mel, un-normalised: the model normalises itself)."""
+    from ganpipe.mel_export import MelExportError, export, source_of
+
+    try:
+        source = source_of(model, preset, params, tracking_uri)
+        done = export(wavs, out, source, resample)
+    except MelExportError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"mels": done, "mel_config": source.config.to_dict()}))
 
 
 def _write_clips(out: Path, clips, sample_rate: int, model: str, one_file: bool = False) -> None:

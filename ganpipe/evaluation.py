@@ -154,6 +154,7 @@ def evaluate_vocoder(loaded: LoadedGenerator, items: list[tuple[str, str, str]],
         _sync(synth.device)
         synth_seconds += time.perf_counter() - t0
         audio_seconds += len(ref) / sr
+        gen = as_pcm16(gen, sr)  # scored as written (samples, `synthesize -o`): --ref/--gen scores the same
         try:
             scores, gl = _score_copy(ref, gen, mel, sr, metric_mel, baseline, utt)
         except MetricInputError as exc:
@@ -350,6 +351,19 @@ def score_folders(ref_dir: str | Path, gen_dir: str | Path) -> dict[str, Any]:
         means[key] = round(float(vals.mean()), 6) if len(vals) else None
     return {"means": means, "per_utterance": per, "skipped": skipped, "pairs": len(per),
             "higher_is_better": HIGHER_IS_BETTER, "ref_dir": str(ref_dir), "gen_dir": str(gen_dir)}
+
+
+def as_pcm16(wav: np.ndarray, sr: int) -> np.ndarray:
+    """``wav`` as a 16-bit PCM WAV file holds it (clipped, quantised, read back as float): what every
+    written output is, so the in-memory scores equal those of the written files (``evaluate --ref/--gen``)."""
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(np.asarray(wav, dtype=np.float64), -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+    buf.seek(0)
+    return sf.read(buf, dtype="float32")[0]
 
 
 def write_wav(path: Path, wav: np.ndarray, sr: int) -> None:

@@ -66,6 +66,7 @@ from typing import Any
 
 from ganpipe.config import Params
 from ganpipe.guards import parent_of
+from ganpipe.importing.metadata import imported_tags, version_description
 from ganpipe.mlflow_store import file_lock, file_sha256, lock_path, project_tracking
 from ganpipe.promotion import (
     Source,
@@ -210,6 +211,7 @@ def _version_tags(loaded: Any, core: Any, sha: str, content: str, dataset: str, 
                      "samples": str(core.samples), "labels": json.dumps(core.labels)})
     tags.update({k: "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
                  for k, v in data.items()})
+    tags.update(imported_tags(source))  # an imported model: its source, not the project's corpus
     for k, v in _numeric_metrics(metrics).items():
         tags[f"eval_{k}"] = repr(v)
     return tags
@@ -285,8 +287,7 @@ def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any,
                                    f"{rp.champion_alias} = best on {metric}."))
         return client.create_model_version(
             name, source=info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id,
-            description=f"{loaded.bundle.variant}, step {loaded.meta.get('step')}, "
-                        f"generator sha256 {tags['generator_sha256'][:12]}")
+            description=version_description(loaded, tags["generator_sha256"]))
 
 
 def _registered_model_exists(client: Any, name: str) -> bool:

@@ -8,10 +8,13 @@ with nothing deleted, and a good change re-runs only the stages whose own params
 
 Checked: the schema (ganpipe/config.py: every key, type and allowed value) and what the train stage
 builds from it: ``model.overrides`` against the variant's options (on PyTorch's ``meta`` device: no
-weights are allocated) and ``train.segment_samples`` against the vocoder's hop. With ``mel.preset:
-from_model`` it also resolves the starting model's mel and statistics (the file, or the registered
-model, of ``train.fine_tune_from``), checks its sample rate against ``audio.sample_rate`` and its
-architecture against ``model.*``; :func:`resolve` returns that mel for ``data/mel.json``.
+weights are allocated) and ``train.segment_samples`` against the vocoder's hop. With
+``train.fine_tune_from`` it reads the starting model (the file, or the registered model) and checks
+all that the train stage would find wrong only after DVC deleted its outputs: that it is readable, its
+architecture and weight shapes against ``model.*``, its discriminators when
+``train.fine_tune_discriminator``, and its mel against the features' (:func:`check_starting_model`).
+With ``mel.preset: from_model`` the features' mel and statistics are the starting model's (its sample
+rate checked against ``audio.sample_rate``); :func:`resolve` returns that mel for ``data/mel.json``.
 """
 
 from __future__ import annotations
@@ -51,23 +54,44 @@ def check_model(params: Params, source: str = "params.yaml", mel: FeatureMel | N
         raise ConfigError(f"{source}: key 'train.segment_samples': {segment} must be a multiple of the hop length "
                           f"({bundle.hop_length}) of {params.model.variant}")
     if start is not None:  # the label count is the corpus's, not known here
-        skip = (describe(params.model.variant).label_option,) if params.model.conditioning == "labels" else ()
+        labels = params.model.conditioning == "labels"
+        skip = (describe(params.model.variant).label_option,) if labels else ()
         problems = start.architecture_mismatches(bundle, skip)
+        if not problems and not labels:  # the same build options: the weights' names and shapes too
+            problems = start.weight_mismatches(bundle, params.train.fine_tune_discriminator)
+        if mel is not None and mel.origin != "train.fine_tune_from":
+            problems += start.feature_mel_mismatches(mel.config)
         if problems:
             raise ConfigError(f"{source}: {start.explain(problems)}")
+
+
+def check_starting_model(params: Params, source: str = "params.yaml") -> StartingModel:
+    """``train.fine_tune_from`` read (a file, or a registered model fetched) and checked for what needs
+    no model built: readable, and with discriminators when ``train.fine_tune_discriminator``."""
+    from ganpipe.training import starting_model
+
+    t = params.train
+    key = "key 'train.fine_tune_from'" + (" (mel.preset: from_model)" if params.mel.preset == "from_model" else "")
+    try:
+        start = starting_model.load(t.fine_tune_from)
+        if t.fine_tune_discriminator:
+            start.discriminator_weights()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{source}: {key}: {exc}") from None
+    return start
 
 
 def resolve(path: str | Path = "params.yaml") -> tuple[Params, FeatureMel]:
     """All of ``path`` validated (schema, the starting model of mel.preset from_model, then the model)
     and the features' mel; raises :class:`ConfigError` naming the key."""
     from ganpipe.features import FeatureMel
-    from ganpipe.training import starting_model
 
     params = load_params(path)
     start = None
+    if params.train.fine_tune_from:
+        start = check_starting_model(params, str(path))
     if params.mel.preset == "from_model":
         try:
-            start = starting_model.load(params.train.fine_tune_from)
             mel = start.feature_mel(params.audio.sample_rate)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: key 'train.fine_tune_from' (mel.preset: from_model): {exc}") from None

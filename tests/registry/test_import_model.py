@@ -261,7 +261,10 @@ def test_an_unsupported_generator_setting_is_refused(tmp_path, lj_wavs):
 
 def test_cli_error_exit_code(tmp_path, small_jik876):
     g_file, _, _, _ = small_jik876
-    res = CliRunner().invoke(app, ["import-model", str(g_file), "--format", "jik876", "-o", str(tmp_path / "x.pt")])
+    alone = tmp_path / "alone" / g_file.name  # no config.json beside it (one there would be found)
+    alone.parent.mkdir()
+    alone.write_bytes(g_file.read_bytes())
+    res = CliRunner().invoke(app, ["import-model", str(alone), "--format", "jik876", "-o", str(tmp_path / "x.pt")])
     assert res.exit_code == 2 and "needs its training config: --config config.json" in res.output
     assert not (tmp_path / "x.pt").exists()
 

@@ -146,7 +146,10 @@ def test_unsupported_or_broken_inputs_name_the_file_and_write_nothing(tmp_path):
     (tmp_path / "wider.yaml").write_text(yaml.safe_dump(config))
     refused("pytorch_model.bin: .*shape", weights, tmp_path / "wider.yaml")
 
-    refused("pytorch_model.bin: a Vocos checkpoint needs its config.yaml", weights, None)
+    (tmp_path / "alone").mkdir()  # a config.yaml beside the weights would be found (ganpipe/importing/snapshot.py)
+    (tmp_path / "alone" / "pytorch_model.bin").write_bytes(weights.read_bytes())
+    refused("alone/pytorch_model.bin: a Vocos checkpoint needs its config.yaml", tmp_path / "alone" / "pytorch_model.bin",
+            None)
     refused("d.pt: --discriminator is not supported", weights, cfg, discriminator=tmp_path / "d.pt")
 
     # 'same' padding with an odd n_fft - hop: Vocos pads a sample less than any ganpipe framing
