@@ -45,12 +45,12 @@ from typing import Any
 import numpy as np
 
 from ganpipe.mel import MelConfig
+from ganpipe.mel_kind import mel_range_warning
 from ganpipe.serving.contract import (
     MelConfigMismatch,
     MelRangeWarning,
     SynthesisError,
     as_mel_config,
-    mel_range_warning,
 )
 from ganpipe.serving.model import UnconditionalGenerator, Vocoder, load_model, model_summary
 from ganpipe.serving.rules import Request, load_npy, read_waveform

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from ganpipe.mel import MelConfig
+from ganpipe.mel_kind import mel_range_warning
 from ganpipe.model_uri import model_uri_problem
 from ganpipe.serving.contract import (
     InputError,
     MelRangeWarning,
     SynthesisError,
     check_mel_config,
-    mel_range_warning,
 )
 from ganpipe.serving.pyfunc import GanGeneratorModel, model_metadata
 from ganpipe.serving.rules import conform_rate, too_short
