@@ -306,7 +306,9 @@ def synthesize(
     mel_config: Path = typer.Option(None, "--mel-config",
                                     help="JSON of the mel parameters used for --mel (checked against the model's)."),
     speaker: str = typer.Option(None, "--speaker", help="Speaker name or index (speaker-conditioned vocoders)."),
-    backend: str = typer.Option("torch", "--backend", help="torch | onnx (the ONNX export inside the model)."),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnx (the ONNX export inside the model) | "
+                                "onnx-int8 (its int8 export: registry.export_int8) | bf16 (needs AVX-512 BF16, "
+                                "else fp32 with a warning)."),  # lowprec hook (issue #26): help text only
     resample: bool = typer.Option(False, "--resample", help="--wav: resample to the model's rate instead of failing."),
     tracking_uri: str = typer.Option(None, "--tracking-uri",
                                      help="MLflow store (default: $MLFLOW_TRACKING_URI, else params.yaml's)."),

@@ -382,6 +382,9 @@ class RegistryParams(_Strict):
     champion_alias: str = Field("champion", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     # Also log an ONNX export of the generator inside the model (pyfunc param backend=onnx).
     export_onnx: bool = True
+    # lowprec hook (issue #26): also log the int8 export (pyfunc param backend=onnx-int8), calibrated on the
+    # project's train/valid mels (or data/prepared clips); see ganpipe/lowprec/registration.py.
+    export_int8: bool = False
     # Seconds to wait for another registration / DVC command holding the project lock.
     lock_timeout_seconds: float = Field(600.0, gt=0.0)
     # Prefect task retries of transient failures (DVC lock held, database busy, network).

@@ -61,6 +61,8 @@ from torch import Tensor, nn
 
 Backend = Literal["auto", "onnxruntime", "torch", "compile"]
 BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "torch", "compile")
+# --- lowprec hook (issue #26): the low-precision backends, all logic in ganpipe/lowprec/ ---
+LOWPREC_BACKENDS: tuple[str, ...] = ("onnx-int8", "bf16")  # = ganpipe.lowprec.LOWPREC_BACKENDS
 # The one tolerance of an ONNX (or compiled) path against the reference forward: here, at registration
 # (ganpipe/model_registry.py) and in the served model's contract (ganpipe/serving.py).
 DEFAULT_ATOL = 1e-4
@@ -295,14 +297,21 @@ def max_abs_diff(a: Tensor, b: Tensor) -> float:
 def prepare_for_inference(generator: nn.Module, *, backend: Backend | str = "auto",
                           device: str | torch.device | None = None, threads: int | None = None,
                           verify: bool = True, atol: float = DEFAULT_ATOL,
-                          spinning: bool = False) -> InferenceGenerator:
+                          spinning: bool = False, calibration: Any = None) -> InferenceGenerator:
     """A fast inference module for a vocoder generator ``(mel[, speaker]) -> waveform``.
 
     ``generator`` is copied (weight norm removed, eval, no grad); it is not modified. ``device``
     defaults to the generator's; ``threads`` sets ONNX Runtime's intra-op threads (default: torch's
     thread count); ``spinning`` lets idle ORT threads busy-wait (off: kinder to shared machines,
     measured no slower). See the module doc for the backends and the ``verify`` / ``atol`` check.
+    ``"onnx-int8"`` / ``"bf16"``: :func:`ganpipe.lowprec.prepare_low_precision` (``calibration``: the
+    model's own mels for int8; fp32 with a warning on a CPU without the feature).
     """
+    if backend in LOWPREC_BACKENDS:  # --- lowprec hook (issue #26) ---
+        from ganpipe.lowprec import prepare_low_precision
+
+        return prepare_low_precision(generator, str(backend), device=device, threads=threads, spinning=spinning,
+                                     calibration=calibration)
     start = time.perf_counter()
     device = torch.device(device) if device is not None else _default_device(generator)
     chosen = _resolve_backend(backend, device, generator)

@@ -25,7 +25,9 @@ tensor float32 ``(-1, -1, -1)``, output float32 ``(-1, 1, -1)``, params below.
 * ``speaker`` (string): for speaker-conditioned models, a speaker name (metadata ``speakers``) or
   its index; must be empty for the others.
 * ``backend``: ``torch`` (default) or ``onnxruntime`` (alias ``onnx``; ONNX Runtime on the ONNX export logged inside the
-  model with ``registry.export_onnx: true``; same output to ~1e-4).
+  model with ``registry.export_onnx: true``; same output to ~1e-4); low precision (ganpipe/lowprec/):
+  ``onnx-int8`` (the int8 export logged with ``registry.export_int8: true``) and ``bf16`` (torch, bf16
+  autocast); on a CPU without the instructions they fall back to fp32 with one warning.
 
 Unconditional generators (``wavegan``, ``specgan``). Signature: no input schema (``x`` is
 optional), output float32 ``(-1, 1, -1)``, params ``n``, ``seed``, ``label``, ``backend``. Either
@@ -83,6 +85,7 @@ import torch
 from mlflow.pyfunc import PythonModel
 
 from ganpipe.inference import ONNX_BACKEND, onnx_session
+from ganpipe.lowprec import INT8_ARTIFACT, LOWPREC_BACKENDS, ServingLowPrecision  # lowprec hook (issue #26)
 
 INPUT_TYPES = ("mel", "waveform")
 BACKENDS = ("torch", ONNX_BACKEND)  # one vocabulary with ganpipe.inference
@@ -91,8 +94,8 @@ _BACKEND_ALIASES = {"onnx": ONNX_BACKEND}  # the name served models answered to 
 
 def _backend(backend: Any) -> str:
     backend = _BACKEND_ALIASES.get(str(backend), str(backend))
-    if backend not in BACKENDS:
-        raise InputError(f"params 'backend' must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend not in BACKENDS + LOWPREC_BACKENDS:  # lowprec hook (issue #26): + LOWPREC_BACKENDS
+        raise InputError(f"params 'backend' must be one of {list(BACKENDS + LOWPREC_BACKENDS)}, got {backend!r}")
     return backend
 FORMAT = "ganpipe-vocoder/1"  # metadata "format" of a vocoder
 UNCONDITIONAL_FORMAT = "ganpipe-unconditional/1"  # ... of an unconditional generator
@@ -152,7 +155,7 @@ def _onnx_session(path: str | None) -> Any:
 class VocoderCore:
     """The model's logic without MLflow: validation, normalisation, batching, backends."""
 
-    def __init__(self, loaded: Any, onnx_path: str | Path | None = None):
+    def __init__(self, loaded: Any, onnx_path: str | Path | None = None, int8_path: str | Path | None = None):
         from ganpipe.inference import reference_module
         from ganpipe.mel import MelConfig, MelSpectrogram
 
@@ -172,6 +175,7 @@ class VocoderCore:
         self.speakers = list(loaded.label_names) if self.conditional else []
         self.onnx_path = str(onnx_path) if onnx_path else None
         self._ort: Any = None
+        self.lowprec = ServingLowPrecision(self, int8_path)  # lowprec hook (issue #26)
 
     # -- parameters -------------------------------------------------------------------------------
     def _speaker(self, speaker: Any) -> int | None:
@@ -199,6 +203,10 @@ class VocoderCore:
         if self.normalize:
             mel = (mel - self.mean) / self.std
         spk = None if speaker is None else torch.full((mel.shape[0],), speaker, dtype=torch.long)
+        if backend in LOWPREC_BACKENDS:  # lowprec hook (issue #26): onnx-int8 / bf16, or the fp32 fallback
+            backend, out = self.lowprec.run(backend, mel, spk)
+            if out is not None:
+                return out
         if backend == ONNX_BACKEND:
             feeds = {"mel": np.ascontiguousarray(mel.numpy(), dtype=np.float32)}
             if spk is not None:
@@ -241,6 +249,8 @@ class VocoderCore:
         if any(not 1 <= v <= length for v in lens):
             raise InputError(f"params 'lengths' must lie in [1, {length}], got {lens}")
         spk = self._speaker(speaker)
+        if backend in LOWPREC_BACKENDS:  # lowprec hook (issue #26): no int8 export -> error before any work
+            self.lowprec.check(backend, spk is not None)
         unit, need = ("frames", self.min_frames) if input_type == "mel" else ("samples", self.min_frames * self.hop)
         shortest = min(lens) if lens else length
         if shortest < need:
@@ -371,6 +381,8 @@ class UnconditionalCore:
 
     def predict(self, x: Any = None, n: Any = 0, seed: Any = 0, label: Any = "", backend: str = "torch") -> np.ndarray:
         backend = _backend(backend)
+        if backend in LOWPREC_BACKENDS:  # lowprec hook (issue #26): vocoders only
+            raise InputError(f"backend {backend!r} serves vocoders only; use 'torch' or '{ONNX_BACKEND}'")
         z = self._latents(x, n, seed)
         fixed = self._label(label)
         batch = z.shape[0]
@@ -385,10 +397,11 @@ class UnconditionalCore:
         return np.ascontiguousarray(np.concatenate(outs), dtype=np.float32)
 
 
-def make_core(loaded: Any, onnx_path: str | Path | None = None) -> VocoderCore | UnconditionalCore:
+def make_core(loaded: Any, onnx_path: str | Path | None = None,
+              int8_path: str | Path | None = None) -> VocoderCore | UnconditionalCore:
     """The serving core for the generator's kind; :class:`InputError` when it cannot be served."""
     if loaded.bundle.kind == "vocoder":
-        return VocoderCore(loaded, onnx_path)
+        return VocoderCore(loaded, onnx_path, int8_path)  # lowprec hook (issue #26): int8_path
     return UnconditionalCore(loaded, onnx_path)
 
 
@@ -409,7 +422,8 @@ class GanGeneratorModel(PythonModel):
         from ganpipe.generator_io import load_generator
 
         artifacts = context.artifacts
-        self.core = make_core(load_generator(artifacts["generator"]), artifacts.get("onnx"))
+        self.core = make_core(load_generator(artifacts["generator"]), artifacts.get("onnx"),
+                              artifacts.get(INT8_ARTIFACT))  # lowprec hook (issue #26)
 
     def predict(self, context, model_input, params=None):
         from mlflow.exceptions import MlflowException
