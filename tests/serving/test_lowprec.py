@@ -148,4 +148,8 @@ def test_int8_export_calibrates_on_the_project_clips(tiny, lj_wavs, tmp_path):
     assert meta["onnx_int8"] is True and (tmp_path / "generator.int8.onnx").is_file()
     assert set(artifacts) == {INT8_ARTIFACT}
     assert meta["onnx_int8_info"]["calibration_source"].startswith("2 clips of data/prepared")
-    assert meta["onnx_int8_info"]["format"] == "QOperator" and len(meta["onnx_int8_info"]["kept_fp32"]) == 2
+    info = meta["onnx_int8_info"]
+    assert info["format"] == "QOperator" and info["quantized_op_types"] == ["Conv", "MatMul", "Gemm"]
+    kept = info["kept_fp32"]  # conv_pre, conv_post and the last stage (after the last upsampling)
+    assert kept[:2] == ["/conv_pre/Conv", "/conv_post/Conv"] and len(kept) > 2
+    assert len({k.split("/")[1] for k in kept[2:]}) == 1  # one stage: the last
