@@ -117,14 +117,15 @@ def load_now() -> str:
 
 
 def prepare_all(gen: torch.nn.Module, calibration: list[np.ndarray], threads: int,
-                want: tuple[str, ...] = ("fp32", INT8, BF16)) -> dict[str, Any]:
+                want: tuple[str, ...] = ("fp32", INT8, BF16), int8_model: bytes | None = None) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         paths: dict[str, Any] = {}
         if "fp32" in want:
             paths["fp32"] = prepare_for_inference(gen, threads=threads)
         if INT8 in want:
-            paths[INT8] = prepare_low_precision(gen, INT8, threads=threads, calibration=calibration, force=True)
+            paths[INT8] = prepare_low_precision(gen, INT8, threads=threads, calibration=calibration, force=True,
+                                                int8_model=int8_model)
         if BF16 in want:
             paths[BF16] = prepare_low_precision(gen, BF16, threads=threads, force=True)
     return paths
@@ -194,9 +195,13 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
         full = MelSpectrogram(cfg)(torch.from_numpy(wav[: int(max(map(float, args.seconds.split(",")))
                                                                * cfg.sample_rate) + cfg.hop_length]))
         ref = jik876_reference(variant, gen)
+        from ganpipe.lowprec.int8 import export_int8
+
+        int8_model, _ = export_int8(gen, calibration)  # once: the same int8 model at every thread count
         for threads in map(int, args.threads.split(",")):
             torch.set_num_threads(threads)
-            paths = prepare_all(gen, calibration, threads)
+            want = ("fp32", INT8, BF16) if args.bf16_max_seconds > 0 else ("fp32", INT8)
+            paths = prepare_all(gen, calibration, threads, want, int8_model)
             for seconds in map(float, args.seconds.split(",")):
                 frames = int(seconds * cfg.sample_rate) // cfg.hop_length
                 mel = full[None, :, :frames].contiguous()

@@ -1,13 +1,13 @@
 """int8 export of a vocoder generator: ONNX Runtime static quantization calibrated on its own mels.
 
 :func:`export_int8` exports the fp32 ONNX model (:func:`ganpipe.inference.export_onnx`), calibrates the
-activation ranges (MinMax) on windows of the model's own mels and writes a QOperator model
-(``QLinearConv`` / ``QLinearLeakyRelu`` / ``QLinearAdd``): uint8 activations, int8 weights per output
-channel. What was measured on the 2-core AMD EPYC this was built on (benchmarks/RESULTS.md,
-2026-12-06): QOperator ran 2.45x and QDQ 2.14x the fp32 ONNX path on HiFi-GAN V1 (5 s, 1 thread), so
-QOperator is the format; u8u8 weights (no ``vpmaddubsw`` saturation) gave the same output as u8s8
-and were slower. ``ConvTranspose`` (the upsampling layers) stays fp32 (ONNX Runtime has no
-quantized kernel for it).
+activation ranges (MinMax) on windows of the model's own mels and writes a QOperator model: each
+quantized convolution is a ``QLinearConv`` (uint8 activations per tensor, int8 weights per output
+channel) between a ``QuantizeLinear`` and a ``DequantizeLinear``; everything else stays fp32.
+Measured on the 2-core AMD EPYC (Zen 3: AVX2, no VNNI) this was built on, published LJ V1, 5 s,
+1 thread, with every op quantized: QOperator 2.45x, QDQ 2.14x, QOperator with uint8 weights 2.23x
+the fp32 ONNX path (same run, load average ~11): QOperator int8 weights it is. ``ConvTranspose``
+(the upsampling layers) stays fp32 (the quantizer leaves it).
 
 ``keep_fp32``: layers left in fp32: ``"first"`` (the first quantizable layer, e.g. HiFi-GAN's
 ``conv_pre``), ``"last"`` (``conv_post`` / Vocos' head) and ``"after_last_upsample"`` (HiFi-GAN's
