@@ -15,7 +15,9 @@ where available, else torch) with one :class:`LowPrecisionFallback` warning per 
 naming the missing feature. ``force=True`` (benchmarks) runs the backend anyway.
 
 Quality against fp32 and ground truth, and speed: benchmarks/bench_low_precision.py and
-benchmarks/RESULTS.md. Neither backend is chosen by ``"auto"``: a low-precision backend is asked for
+benchmarks/RESULTS.md (2026-12-06). The 2-core AMD EPYC these were measured on is a Zen 3 (family 25,
+model 1): AVX2 only, no AVX-512 at all (no VNNI, no BF16), whatever the issue assumed; so int8 ran on
+MLAS's AVX2 u8s8 kernels and bf16 falls back to fp32 here. Neither backend is chosen by ``"auto"``: a low-precision backend is asked for
 by name.
 
 This package holds all the logic; ganpipe/inference.py, serving.py, packaging.py, model_registry.py,
@@ -43,8 +45,8 @@ INT8_ARTIFACT = "onnx_int8"  # the registered model's artifact name of the int8 
 QUALITY_BOUND = {"mcd_db": 0.05, "pesq": 0.05}
 # Backends that met QUALITY_BOUND there, offered by default in the docs and guarded by
 # tests/serving/test_published_v1.py; the others stay selectable by name. None yet (benchmarks/RESULTS.md,
-# 2026-12-06): onnx-int8 kept PESQ (-0.01) but its ground-truth MCD was +0.07 dB over fp32 on held-out clips;
-# bf16 was not measured on a CPU with AVX-512 BF16 (this one has none: it falls back to fp32).
+# 2026-12-06): onnx-int8 kept PESQ (-0.016) but its ground-truth MCD was +0.080 dB over fp32 on 12
+# held-out clips; bf16 was not measured on a CPU with AVX-512 BF16 (this one has none: fp32 fallback).
 OFFERED: tuple[str, ...] = ()
 
 
