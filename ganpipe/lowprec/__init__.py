@@ -17,8 +17,8 @@ naming the missing feature. ``force=True`` (benchmarks) runs the backend anyway.
 Quality against fp32 and ground truth, and speed: benchmarks/bench_low_precision.py and
 benchmarks/RESULTS.md (2026-12-06). The 2-core AMD EPYC these were measured on is a Zen 3 (family 25,
 model 1): AVX2 only, no AVX-512 at all (no VNNI, no BF16), whatever the issue assumed; so int8 ran on
-MLAS's AVX2 u8s8 kernels and bf16 falls back to fp32 here. Neither backend is chosen by ``"auto"``: a low-precision backend is asked for
-by name.
+MLAS's AVX2 u8s8 kernels and bf16 falls back to fp32 here. Neither backend is chosen by ``"auto"``:
+a low-precision backend is asked for by name.
 
 This package holds all the logic; ganpipe/inference.py, serving.py, packaging.py, model_registry.py,
 config.py and cli.py only have small hooks marked ``lowprec hook (issue #26)``.
