@@ -91,7 +91,7 @@ def model(variant: str) -> tuple[torch.nn.Module, MelConfig, str]:
         import yaml
 
         overrides = yaml.safe_load((ROOT / "params.yaml").read_text())["model"].get("overrides") or {}
-        gen = build("vocos", **overrides).generator
+        gen = build("vocos", n_mels=MelConfig().n_mels, **overrides).generator  # the project mel (80 bands)
         what = f"demo default Vocos ({', '.join(f'{k}={v}' for k, v in overrides.items())}), random weights"
     else:
         gen = build(variant).generator
