@@ -197,10 +197,14 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
         ref = jik876_reference(variant, gen)
         from ganpipe.lowprec.int8 import export_int8
 
-        int8_model, _ = export_int8(gen, calibration)  # once: the same int8 model at every thread count
+        try:
+            int8_model, _ = export_int8(gen, calibration)  # once: the same int8 model at every thread count
+        except Exception as exc:  # noqa: BLE001 - reported, the other paths still measured
+            int8_model = None
+            print(f"{variant}: no int8 model: {type(exc).__name__}: {exc}", flush=True)
         for threads in map(int, args.threads.split(",")):
             torch.set_num_threads(threads)
-            want = ("fp32", INT8, BF16) if args.bf16_max_seconds > 0 else ("fp32", INT8)
+            want = ("fp32",) + ((INT8,) if int8_model is not None else ()) + ((BF16,) if args.bf16_max_seconds > 0 else ())
             paths = prepare_all(gen, calibration, threads, want, int8_model)
             for seconds in map(float, args.seconds.split(",")):
                 frames = int(seconds * cfg.sample_rate) // cfg.hop_length
