@@ -342,7 +342,9 @@ _SYNTH = {  # the options of `ganpipe synthesize`
     "mel_config": typer.Option(None, "--mel-config", help="JSON of the mel parameters used for --mel (checked "
                                "against the model's)."),
     "speaker": typer.Option(None, "--speaker", help="Speaker name or index (speaker-conditioned vocoders)."),
-    "backend": typer.Option("torch", "--backend", help="torch | onnx (the ONNX export inside the model)."),
+    "backend": typer.Option("torch", "--backend", help="torch | onnx (the ONNX export inside the model) | "
+                            "onnx-int8 (its int8 export: registry.export_int8) | bf16 (fp32 with a warning "
+                            "without AVX-512 BF16)."),
     "resample": typer.Option(False, "--resample", help="--wav: resample to the model's rate instead of failing."),
     "tracking_uri": typer.Option(None, "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
                                  "params.yaml's)."),

@@ -410,6 +410,9 @@ class RegistryParams(_Strict):
     fine_tune_must_beat_parent: bool = True
     # Also log an ONNX export of the generator inside the model (pyfunc param backend=onnx).
     export_onnx: bool = True
+    # also log the int8 export (pyfunc param backend=onnx-int8), calibrated on the
+    # project's train/valid mels (or data/prepared clips); see ganpipe/lowprec/registration.py.
+    export_int8: bool = False
     # Seconds to wait for another registration / DVC command holding the project lock.
     lock_timeout_seconds: float = Field(600.0, gt=0.0)
     # Prefect task retries of transient failures (DVC lock held, database busy, network).

@@ -240,7 +240,8 @@ def _numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any, core: Any,
-               metrics: dict[str, Any], tags: dict[str, str], params: Params, metric: str) -> Any:
+               metrics: dict[str, Any], tags: dict[str, str], params: Params, metric: str,
+               project_dir: Path | str = ".") -> Any:
     import mlflow
 
     from ganpipe.serving.packaging import package_model
@@ -248,7 +249,8 @@ def _log_model(client: Any, exp_id: str, name: str, gen_path: Path, loaded: Any,
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     rp = params.registry
     with tempfile.TemporaryDirectory(prefix="ganpipe-register-") as tmp_dir:
-        package = package_model(Path(tmp_dir), gen_path, loaded, core, rp.export_onnx)
+        package = package_model(Path(tmp_dir), gen_path, loaded, core, rp.export_onnx,
+                                with_int8=rp.export_int8, project_dir=project_dir)
         eval_numeric = _numeric_metrics(metrics)
         metadata = {
             **package.metadata,
@@ -504,7 +506,8 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
             _check_same_kind(client, name, loaded)
             tags = _version_tags(loaded, core, sha, content, params.dataset.name, data, metrics, comparability)
             tags.update(parent_of(parent or params.train.fine_tune_from, client, root))
-            mv = _log_model(client, exp_id, name, gen_path, loaded, core, metrics, tags, params, metric)
+            mv = _log_model(client, exp_id, name, gen_path, loaded, core, metrics, tags, params, metric,
+                            project_dir=root)  # the int8 export calibrates on the project's mels
             log.info("registered %s version %s", name, mv.version)
         else:
             log.info("%s (or the same weights) is already registered as %s version %s: no new version; "

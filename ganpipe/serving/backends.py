@@ -304,6 +304,7 @@ def prepare_for_inference(generator: nn.Module, *, backend: Backend | str = "aut
     defaults to the generator's; ``threads`` sets ONNX Runtime's intra-op threads (default: torch's
     thread count); ``spinning`` lets idle ORT threads busy-wait (off: kinder to shared machines,
     measured no slower). See the module doc for the backends and the ``verify`` / ``atol`` check.
+    The low-precision backends (``contract.LOWPREC_BACKENDS``) are :func:`ganpipe.lowprec.prepare`'s.
     """
     start = time.perf_counter()
     device = torch.device(device) if device is not None else _default_device(generator)

@@ -19,7 +19,8 @@ FORMATS = {"vocoder": FORMAT, "unconditional": UNCONDITIONAL_FORMAT}
 INPUT_TYPES = ("mel", "waveform")  # a served vocoder's params "input_type"
 MAX_CLIPS = 256  # clips per request of an unconditional model
 ONNX_BACKEND = "onnxruntime"  # the ONNX Runtime backend's name everywhere (served models also accept "onnx")
-SERVED_BACKENDS = ("torch", ONNX_BACKEND)  # params "backend" of a registered model
+LOWPREC_BACKENDS = ("onnx-int8", "bf16")  # ganpipe/lowprec/: int8 ONNX Runtime and bf16 torch (vocoders, CPU)
+SERVED_BACKENDS = ("torch", ONNX_BACKEND, *LOWPREC_BACKENDS)  # params "backend" of a registered model
 _BACKEND_ALIASES = {"onnx": ONNX_BACKEND}  # the name served models answered to first
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganpipe.lowprec import ServingLowPrecision
 from ganpipe.serving.backends import onnx_session, reference_module
-from ganpipe.serving.contract import INPUT_TYPES, MAX_CLIPS, ONNX_BACKEND, InputError, served_backend
+from ganpipe.serving.contract import INPUT_TYPES, LOWPREC_BACKENDS, MAX_CLIPS, ONNX_BACKEND, InputError, served_backend
 from ganpipe.serving.rules import too_short
 
 _CHUNK = 16  # clips generated per forward call (bounds memory; as in the evaluation)
@@ -52,7 +53,7 @@ def _onnx_session(path: str | None) -> Any:
 class VocoderCore:
     """The model's logic without MLflow: validation, normalisation, batching, backends."""
 
-    def __init__(self, loaded: Any, onnx_path: str | Path | None = None):
+    def __init__(self, loaded: Any, onnx_path: str | Path | None = None, int8_path: str | Path | None = None):
         from ganpipe.mel import MelConfig, MelSpectrogram
 
         if loaded.bundle.kind != "vocoder":
@@ -71,6 +72,7 @@ class VocoderCore:
         self.speakers = list(loaded.label_names) if self.conditional else []
         self.onnx_path = str(onnx_path) if onnx_path else None
         self._ort: Any = None
+        self.lowprec = ServingLowPrecision(self, int8_path)  # onnx-int8 / bf16 (ganpipe/lowprec/)
 
     def _session(self) -> Any:
         if self._ort is None:
@@ -83,6 +85,10 @@ class VocoderCore:
         if self.normalize:
             mel = (mel - self.mean) / self.std
         spk = None if speaker is None else torch.full((mel.shape[0],), speaker, dtype=torch.long)
+        if backend in LOWPREC_BACKENDS:  # onnx-int8 / bf16, or the fp32 fallback
+            backend, out = self.lowprec.run(backend, mel, spk)
+            if out is not None:
+                return out
         if backend == ONNX_BACKEND:
             feeds = {"mel": np.ascontiguousarray(mel.numpy(), dtype=np.float32)}
             if spk is not None:
@@ -125,6 +131,8 @@ class VocoderCore:
         if any(not 1 <= v <= length for v in lens):
             raise InputError(f"params 'lengths' must lie in [1, {length}], got {lens}")
         spk = name_or_index(speaker, self.speakers if self.conditional else None, "speaker", "speaker", required=True)
+        if backend in LOWPREC_BACKENDS:  # no int8 export: an error before any work
+            self.lowprec.check(backend, spk is not None)
         unit, need = ("frames", self.min_frames) if input_type == "mel" else ("samples", self.min_frames * self.hop)
         if message := too_short(min(lens) if lens else length, need, unit, self.hop, self.config.sample_rate):
             raise InputError(message)
@@ -238,6 +246,8 @@ class UnconditionalCore:
 
     def predict(self, x: Any = None, n: Any = 0, seed: Any = 0, label: Any = "", backend: str = "torch") -> np.ndarray:
         backend = served_backend(backend)
+        if backend in LOWPREC_BACKENDS:
+            raise InputError(f"backend {backend!r} serves vocoders only; use 'torch' or '{ONNX_BACKEND}'")
         z = self._latents(x, n, seed)
         fixed = name_or_index(label, self.labels if self.conditional else None, "label", "class",
                               required=False)  # none: the clips cycle through the classes
@@ -253,8 +263,9 @@ class UnconditionalCore:
         return np.ascontiguousarray(np.concatenate(outs), dtype=np.float32)
 
 
-def make_core(loaded: Any, onnx_path: str | Path | None = None) -> VocoderCore | UnconditionalCore:
+def make_core(loaded: Any, onnx_path: str | Path | None = None,
+              int8_path: str | Path | None = None) -> VocoderCore | UnconditionalCore:
     """The serving core for the generator's kind; :class:`InputError` when it cannot be served."""
     if loaded.bundle.kind == "vocoder":
-        return VocoderCore(loaded, onnx_path)
+        return VocoderCore(loaded, onnx_path, int8_path)
     return UnconditionalCore(loaded, onnx_path)

@@ -107,7 +107,8 @@ class Package:
     artifact_name: str  # the logged model's name in its run
 
 
-def package_model(folder: Path, gen_path: Path, loaded: Any, core: Any, with_onnx: bool) -> Package:
+def package_model(folder: Path, gen_path: Path, loaded: Any, core: Any, with_onnx: bool,
+                  with_int8: bool = False, project_dir: str | Path = ".") -> Package:
     """Lay out the pyfunc model of ``loaded`` under ``folder``: loader, generator file, the checked ONNX
     export (when ``with_onnx`` and one is possible), the ganpipe sources, the metadata of its kind."""
     loader = folder / "ganpipe_model.py"
@@ -125,5 +126,12 @@ def package_model(folder: Path, gen_path: Path, loaded: Any, core: Any, with_onn
     _, example, description = kind_metadata(loaded, core)
     metadata = {**model_metadata(loaded, core), "onnx": "onnx" in artifacts,
                 "onnx_skipped": None if "onnx" in artifacts else onnx_skipped}
+    if with_int8:  # registry.export_int8 -> artifact onnx_int8 + metadata onnx_int8*
+        from ganpipe.lowprec.registration import add_int8_export
+
+        int8_artifacts, int8_meta = add_int8_export(folder, loaded, project_dir)
+        artifacts.update(int8_artifacts)
+        metadata.update(int8_meta)
     return Package(loader, artifacts, _copy_code(folder / "code"), metadata, example, description,
-                   signature_for(kind), _pip_requirements("onnx" in artifacts), MODEL_ARTIFACT[kind])
+                   signature_for(kind), _pip_requirements("onnx" in artifacts or "onnx_int8" in artifacts),
+                   MODEL_ARTIFACT[kind])

@@ -82,6 +82,7 @@ from typing import Any
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
+from ganpipe.lowprec import INT8_ARTIFACT
 from ganpipe.serving.contract import FORMATS, MAX_CLIPS, InputError
 from ganpipe.serving.cores import UnconditionalCore, VocoderCore, make_core
 
@@ -182,7 +183,8 @@ class GanGeneratorModel(PythonModel):
 
         artifacts = context.artifacts
         self.generator_path = artifacts["generator"]  # the consumer API checks its hash
-        self.core = make_core(load_generator(artifacts["generator"]), artifacts.get("onnx"))
+        self.core = make_core(load_generator(artifacts["generator"]), artifacts.get("onnx"),
+                              artifacts.get(INT8_ARTIFACT))
 
     def predict(self, context, model_input, params=None):
         from mlflow.exceptions import MlflowException
