@@ -60,7 +60,12 @@ def _params(tmp_path: Path, **dataset) -> Path:
     return write_params(tmp_path / "params.yaml", {
         "dataset": {"name": "ljspeech", "raw_dir": str(tmp_path / "raw"),
                     "download": {"retries": 2, "retry_delay_seconds": 0, "timeout_seconds": 10}, **dataset},
-        "split": {"valid_fraction": 0.2, "test_fraction": 0.2}})
+        "split": {"method": "seeded", "valid_fraction": 0.2, "test_fraction": 0.2}})  # fixed counts: every split present
+
+
+def gets(srv) -> list:
+    """The GETs of the archive (the download stage also sends a HEAD for the remote's validators)."""
+    return [r for r in srv.requests_for(URL_PATH) if r.method == "GET"]
 
 
 def test_download_prepare_features_flows(tmp_path, served, prefect_harness):
@@ -72,7 +77,7 @@ def test_download_prepare_features_flows(tmp_path, served, prefect_harness):
     srv.cut_next(URL_PATH, after_bytes=len(data) // 2)  # first attempt breaks mid-way
     params = str(_params(tmp_path))
     summary = download_flow(params_path=params, cache_dir=str(tmp_path / "cache"))
-    reqs = srv.requests_for(URL_PATH)
+    reqs = gets(srv)
     assert len(reqs) == 2, reqs
     assert reqs[0].range is None and reqs[1].range == f"bytes={len(data) // 2}-"  # resumed, not restarted
     assert sum(r.bytes_sent for r in reqs) == len(data)
@@ -80,9 +85,10 @@ def test_download_prepare_features_flows(tmp_path, served, prefect_harness):
     assert summary["sources"][0]["layout"] == "ljspeech"
     assert json.loads((tmp_path / "raw" / "ljspeech" / "sources.json").read_text()) == summary
 
-    # idempotent: a second run verifies the cached archive and sends no request
+    # idempotent: a second run verifies the cached archive and fetches nothing (one HEAD: has the remote changed?)
+    heads = len(srv.requests_for(URL_PATH)) - len(gets(srv))
     download_flow(params_path=params, cache_dir=str(tmp_path / "cache"))
-    assert len(srv.requests_for(URL_PATH)) == 2
+    assert len(gets(srv)) == 2 and len(srv.requests_for(URL_PATH)) - 2 == heads + 1
 
     prepared = tmp_path / "prepared"
     psum = prepare_flow(params_path=params, out_dir=str(prepared), metrics_path=str(tmp_path / "m1.json"))
@@ -119,6 +125,6 @@ def test_checksum_mismatch_fails_without_retrying(tmp_path, served, prefect_harn
 
     with pytest.raises(ChecksumError, match="sha256 mismatch"):
         download_flow(params_path=str(_params(tmp_path)), cache_dir=str(tmp_path / "cache"))
-    assert len(srv.requests_for(URL_PATH)) == 1  # wrong bytes are not fetched again and again
+    assert len(gets(srv)) == 1  # wrong bytes are not fetched again and again
     assert not (tmp_path / "cache" / "LJSpeech-1.1.tar.bz2").exists()
     assert not (tmp_path / "raw" / "ljspeech" / "sources.json").exists()
