@@ -69,6 +69,18 @@ def test_the_old_loader_text_is_what_the_old_commit_wrote():
 
 
 @pytest.mark.slow
+def _as_old_params(path: Path) -> None:
+    """Keep only the params.yaml sections and keys OLD_COMMIT knew (its configuration refuses the others)."""
+    import yaml
+
+    old = yaml.safe_load(subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{OLD_COMMIT}:params.yaml"],
+                                        capture_output=True, text=True, check=True).stdout)
+    data = yaml.safe_load(path.read_text())
+    kept = {name: ({k: v for k, v in section.items() if k in old[name]} if isinstance(section, dict) else section)
+            for name, section in data.items() if name in old}
+    path.write_text(yaml.safe_dump(kept, sort_keys=False))
+
+
 def test_a_model_registered_by_the_old_code_loads_and_predicts(tmp_path_factory, lj_wavs):
     import mlflow
     import soundfile as sf
@@ -78,6 +90,7 @@ def test_a_model_registered_by_the_old_code_loads_and_predicts(tmp_path_factory,
     old = _old_sources(tmp_path_factory.mktemp("old") / "src")
     root = tmp_path_factory.mktemp("old-registered") / "proj"
     make_project(root, mlflow_template(tmp_path_factory))
+    _as_old_params(root / "params.yaml")
     make_generator(root / "g.pt", seed=11)
     eval_json(root / "e.json", mcd=7.0)
     env = {**os.environ, "PYTHONPATH": str(old)}
