@@ -48,6 +48,11 @@ foreground, executing the scheduled (and manually triggered) runs until stopped.
 or work pool is needed. With ``--when-changed`` the schedule is a frequent poll instead (default
 every 15 minutes): a cycle whose data did not change ends at step 2, so a new or replaced corpus
 starts a real cycle within one interval.
+
+With ``--pool NAME`` (``ganpipe schedule --pool NAME``) the deployment goes to a Prefect *process*
+work pool instead (:func:`deploy`; the pool is created when missing) and the command returns:
+``prefect worker start --pool NAME`` processes, on any machine with the checkout at the same path,
+execute the runs (the flow is loaded from ``<checkout>/flows/retrain.py``).
 """
 
 from __future__ import annotations

@@ -97,3 +97,21 @@ def test_a_worker_runs_the_deployed_retrain(tmp_path, tmp_path_factory, prefect_
     assert run.work_queue_name and run.work_pool_name == POOL
     assert version_ids(project) == ["1"] and aliases(project)["candidate"] == "1"
     assert (project / "models" / "generator.pt").is_file() and not (elsewhere / "models").exists()
+
+
+def test_a_pool_of_another_type_is_refused(prefect_server):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.retrain import ensure_process_pool
+
+    with temporary_settings({PREFECT_API_URL: prefect_server[1]}):
+        with get_client(sync_client=True) as client:
+            client.create_work_pool(WorkPoolCreate(name="k8s-pool", type="kubernetes"))
+        with pytest.raises(SystemExit, match="'k8s-pool' is of type 'kubernetes'.*'process' pool"):
+            ensure_process_pool("k8s-pool")
+        ensure_process_pool("new-pool")  # created
+        ensure_process_pool("new-pool")  # found
+        with get_client(sync_client=True) as client:
+            assert client.read_work_pool("new-pool").type == "process"
