@@ -59,7 +59,7 @@ def test_retrain_help_lists_every_option_of_the_retrain_flow():
     flow_help = subprocess.run([sys.executable, "-m", "flows.retrain", "--help"], cwd=REPO_ROOT,
                                capture_output=True, text=True, timeout=120).stdout
     schedule_only = {"--serve", "--cron", "--timezone", "--name",  # those are `ganpipe schedule`'s
-                     "--when-changed", "--poll-minutes"}
+                     "--when-changed", "--poll-minutes", "--pool"}
     wanted = set(re.findall(r"(--[a-z][a-z-]+)", flow_help)) - schedule_only
     assert {"--pull", "--no-push", "--fine-tune", "--command", "--project-dir", "--params"} <= wanted
     res = runner.invoke(app, ["retrain", "--help"])

@@ -117,4 +117,4 @@ def test_f0_error_of_a_near_transparent_vocoder_is_small_and_the_tracker_agrees_
     print(f"pyin vs SWIPE' on the reference: {err.size} frames voiced in both, median {np.median(err):.1f} cents, "
           f"{100 * np.mean(err > 100):.1f} % over a semitone")
     assert err.size > 100
-    assert np.median(err) < 20.0 and np.mean(err > 100) < 0.1  # measured: 9.1 cents, 2.9 % (SWIPE's slips)
+    assert np.median(err) < 20.0 and np.mean(err > 100) < 0.1  # measured: 10.6 cents, 2.5 % (SWIPE's slips)
