@@ -2,7 +2,7 @@
 each) meet at a c10d rendezvous on 127.0.0.1 with gloo, as ``train.nnodes: 2`` and ``train.rdzv_endpoint``
 ask. One project folder stands for the storage every node shares: both complete, there is one set of
 outputs (one checkpoint folder, one generator, one metrics file), and a second pair of
-launches with more steps resumes from the shared checkpoint.
+launches with more steps resumes from the shared checkpoint. And the torchrun command params.yaml asks for.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from tests.conftest import REPO_ROOT
 from tests.support.fresh_clone import clean_env
 from tests.support.prefect_server import free_port
 from tests.support.training_data import tiny_params_dict
-
-pytestmark = pytest.mark.slow  # two torchrun agents and their workers (subprocesses)
 
 
 def _write_params(project: Path, steps: int, endpoint: str) -> None:
@@ -62,6 +60,7 @@ def _two_nodes(project: Path, logs: Path) -> str:
     return "\n".join(text)
 
 
+@pytest.mark.slow  # two torchrun agents and their workers (subprocesses), twice
 def test_two_torchrun_nodes_train_and_resume_from_the_shared_checkpoint(demo_corpus, tmp_path):
     project = demo_corpus.install(tmp_path / "shared-project")
     endpoint = f"127.0.0.1:{free_port()}"
@@ -85,3 +84,21 @@ def test_two_torchrun_nodes_train_and_resume_from_the_shared_checkpoint(demo_cor
     assert [s for s, _ in ckpt.list_checkpoints(run_dir)] == [2, 4]
     assert yaml.safe_load((project / "metrics" / "train.json").read_text())["steps"] == 4
     assert len(torch.load(run_dir / "step_000000004.pt", map_location="cpu", weights_only=True)["rng_ranks"]) == 2
+
+
+def test_params_choose_the_torchrun_command():
+    """params.yaml's train.* (flags override them): one node on a free port, several at the c10d rendezvous."""
+    from ganpipe.config import parse_params
+    from ganpipe.training.launch import DistributedOptions, torchrun_command
+
+    train = parse_params({"train": {"nproc_per_node": 4, "nnodes": 2, "rdzv_endpoint": "gpu-a:29400",
+                                    "rdzv_id": "job7"}}).train
+    opts = DistributedOptions.from_params(train)
+    assert opts.world == 8
+    cmd = torchrun_command("params.yaml", opts)
+    assert cmd[1:] == ["-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=4", "--rdzv-backend=c10d",
+                       "--rdzv-endpoint=gpu-a:29400", "--rdzv-id=job7", "-m", "ganpipe.training.launch",
+                       "--params", "params.yaml"]
+    one_node = DistributedOptions.from_params(train, nnodes=1, nproc_per_node=None)
+    assert "--standalone" in torchrun_command("params.yaml", one_node) and one_node.world == 4
+    assert DistributedOptions.from_params(parse_params({}).train).world == 1
