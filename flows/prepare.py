@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from concurrent.futures import Executor
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -52,12 +54,27 @@ def _run_shards(sources_file: str, speaker_from_subfolder: bool, ranges: list[tu
                              f"({len(utts)} utterances now, {ranges[-1][1] if ranges else 0} planned)")
     own = processes > 1 and (_PREFORKED is None or _PREFORKED[0] != processes)
     pool = P.process_pool(processes) if own else (_PREFORKED[1] if processes > 1 and _PREFORKED else None)
+    jobs, recorded = absolute_sources(utts)
     try:
-        futures = [prepare_shard.submit(utts[a:b], Path(out_dir), audio, pool) for a, b in ranges]
-        return [r for f in futures for r in f.result()]
+        futures = [prepare_shard.submit(jobs[a:b], Path(out_dir).absolute(), audio, pool) for a, b in ranges]
+        return [with_recorded_source(r, recorded) for f in futures for r in f.result()]
     finally:
         if own and pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def absolute_sources(utts: list[SourceUtterance]) -> tuple[list[SourceUtterance], dict[str, str]]:
+    """The utterances with absolute paths (a shard may run in a process whose working directory is not
+    the project's: a ``dask worker`` started anywhere on a shared filesystem), and each absolute
+    path's path as ``sources.json`` lists it (what the manifest records, so that outputs do not
+    depend on where the project lies)."""
+    jobs = [replace(u, path=os.path.abspath(u.path)) for u in utts]
+    return jobs, {job.path: u.path for job, u in zip(jobs, utts)}
+
+
+def with_recorded_source(result: P.PreparedInfo | P.SkippedFile, recorded: dict[str, str]
+                         ) -> P.PreparedInfo | P.SkippedFile:
+    return replace(result, source_path=recorded.get(result.source_path, result.source_path))
 
 
 def read_sources(sources_file: str | Path, speaker_from_subfolder: bool) -> list[SourceUtterance]:

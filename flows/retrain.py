@@ -48,6 +48,11 @@ foreground, executing the scheduled (and manually triggered) runs until stopped.
 or work pool is needed. With ``--when-changed`` the schedule is a frequent poll instead (default
 every 15 minutes): a cycle whose data did not change ends at step 2, so a new or replaced corpus
 starts a real cycle within one interval.
+
+With ``--pool NAME`` (``ganpipe schedule --pool NAME``) the deployment goes to a Prefect *process*
+work pool instead (:func:`deploy`; the pool is created when missing) and the command returns:
+``prefect worker start --pool NAME`` processes, on any machine with the checkout at the same path,
+execute the runs (the flow is loaded from ``<checkout>/flows/retrain.py``).
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ from ganpipe.promotion import Source, promotion_source
 
 DEPLOYMENT_NAME = "ganpipe-retrain"
 NOTHING_CHANGED = "nothing changed, no new version"
+DESCRIPTION = "ganpipe: retrain -> register -> promote only if better"
 
 
 class CommandError(RuntimeError):
@@ -297,13 +303,12 @@ def retrain_flow(project_dir: str = ".", params_path: str = "params.yaml", pull:
     return _report(c, result, "ok")
 
 
-def serve(name: str, cron: str, timezone: str, parameters: dict[str, Any]) -> None:
-    """Create the scheduled deployment ``retrain/<name>`` and execute its runs (blocks)."""
+def _schedule(cron: str, timezone: str) -> Any:
+    """The cron schedule, checked; and a Prefect server to hold it (PREFECT_API_URL)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from prefect.schedules import Cron
     from prefect.settings import PREFECT_API_URL
-    from prefect.types.entrypoint import EntrypointType
 
     try:
         ZoneInfo(timezone)
@@ -313,11 +318,58 @@ def serve(name: str, cron: str, timezone: str, parameters: dict[str, Any]) -> No
     if not PREFECT_API_URL.value():
         raise SystemExit("error: scheduling needs a Prefect server: start one (`prefect server start`) and set "
                          "PREFECT_API_URL, e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    return schedule
+
+
+def serve(name: str, cron: str, timezone: str, parameters: dict[str, Any]) -> None:
+    """Create the scheduled deployment ``retrain/<name>`` and execute its runs (blocks)."""
+    from prefect.types.entrypoint import EntrypointType
+
+    schedule = _schedule(cron, timezone)
     # The flow object of the importable module (not __main__), so the runner can load it by module path.
     from flows.retrain import retrain_flow as importable
 
     importable.serve(name=name, schedules=[schedule], parameters=parameters, entrypoint_type=EntrypointType.MODULE_PATH,
-                     limit=1, description="ganpipe: retrain -> register -> promote only if better")
+                     limit=1, description=DESCRIPTION)
+
+
+def ensure_process_pool(pool: str) -> None:
+    """Create the work pool ``pool`` (type ``process``) when the server lacks it; an existing pool of
+    another type is refused (its workers would not run the flow in the project checkout)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            existing = client.read_work_pool(pool)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=pool, type=ProcessWorker.type,
+                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+            return
+    if existing.type != ProcessWorker.type:
+        raise SystemExit(f"error: work pool {pool!r} is of type {existing.type!r}; the retrain needs a "
+                         f"{ProcessWorker.type!r} pool (a worker running in the project checkout): pick another name")
+
+
+def deploy(name: str, pool: str, cron: str, timezone: str, parameters: dict[str, Any]) -> str:
+    """Deploy ``retrain/<name>`` with the cron schedule to the process work pool ``pool`` (created
+    when missing) and return at once; ``prefect worker start --pool <pool>`` executes its runs.
+
+    The deployment's code is this checkout (``flows/retrain.py`` loaded from its absolute path, a
+    ``set_working_directory`` pull step), so a worker's machine needs the checkout at the same path,
+    as it needs the project at ``parameters["project_dir"]``."""
+    schedule = _schedule(cron, timezone)
+    ensure_process_pool(pool)
+    checkout = Path(__file__).resolve().parents[1]
+    source = retrain_flow.from_source(str(checkout), "flows/retrain.py:retrain_flow")
+    deployment_id = source.deploy(name=name, work_pool_name=pool, schedules=[schedule], parameters=parameters,
+                                  concurrency_limit=1, description=DESCRIPTION, build=False, push=False,
+                                  print_next_steps=False, ignore_warnings=True)  # a process pool is the point
+    print(f"deployed retrain/{name} ({deployment_id}) to work pool {pool!r}, cron {cron!r} ({timezone}); "
+          f"runs start on a worker: prefect worker start --pool {pool}")
+    return str(deployment_id)
 
 
 def when_changed_cron(minutes: int) -> str:
@@ -343,6 +395,9 @@ def main() -> None:
                     help="with --serve: poll every --poll-minutes instead of --cron; a cycle runs the pipeline "
                          "only when the data (or code, or params) changed, else it ends in seconds")
     ap.add_argument("--poll-minutes", type=int, default=15, help="with --when-changed: minutes between checks")
+    ap.add_argument("--pool", default=None,
+                    help="with --serve: deploy to this process work pool (created if missing) and return; "
+                         "`prefect worker start --pool NAME` runs the retrains")
 
     def flow_args(a: argparse.Namespace) -> dict[str, Any]:
         import shlex
@@ -356,7 +411,10 @@ def main() -> None:
         parameters = {**flow_args(a), "params_path": a.params}
         load_params(Path(parameters["project_dir"]) / a.params)  # fail before serving
         cron = when_changed_cron(a.poll_minutes) if a.when_changed else a.cron
-        serve(a.name, cron, a.timezone, parameters)
+        if a.pool:
+            deploy(a.name, a.pool, cron, a.timezone, parameters)
+        else:
+            serve(a.name, cron, a.timezone, parameters)
         return
     run_cli(retrain_flow, ap, flow_args)
 

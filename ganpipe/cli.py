@@ -453,16 +453,22 @@ def schedule(
                                       help="Check every --poll-minutes instead of the cron schedule; a cycle "
                                            "retrains only when the data (or code, params) changed."),
     poll_minutes: int = typer.Option(15, "--poll-minutes", help="With --when-changed: minutes between checks."),
+    pool: str = typer.Option(None, "--pool",
+                             help="Deploy to this Prefect process work pool (created if missing) and return, "
+                                  "instead of serving: `prefect worker start --pool NAME` runs the retrains."),
     params: Path = ParamsOpt,
 ) -> None:
     """Serve the retrain flow on a cron schedule: creates the Prefect deployment retrain/<name> on
     the server at PREFECT_API_URL (start one with `prefect server start`) and runs its scheduled
     and manually triggered runs (`prefect deployment run retrain/<name>`) until stopped (Ctrl-C).
+    With --pool NAME it deploys to a process work pool instead and returns: the runs go to
+    `prefect worker start --pool NAME` processes (on the GPU machine, say; same checkout path).
     Each run: dvc status (nothing changed: no new version, in seconds) -> dvc repro -> dvc push ->
     register -> promote only if better -> commit + tag."""
     _check(params)
     extra = ["--serve", "--cron", cron, "--timezone", timezone, "--name", name]
     extra += ["--when-changed", "--poll-minutes", str(poll_minutes)] if when_changed else []
+    extra += ["--pool", pool] if pool else []
     extra += (["--pull"] if pull else []) + ([] if push else ["--no-push"]) + (["--fine-tune"] if fine_tune else [])
     extra += ["--command", command] if command else []
     _run_flow("retrain", params, extra)

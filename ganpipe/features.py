@@ -109,7 +109,9 @@ class ShardResult:
 
 
 def plan_jobs(manifest: pd.DataFrame, prepared_dir: str | Path, out_dir: str | Path) -> list[FeatureJob]:
-    prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
+    """One job per manifest row, with absolute paths: a job may run in another process whose working
+    directory is not the project's (a ``dask worker`` started anywhere on a shared filesystem)."""
+    prepared_dir, out_dir = Path(prepared_dir).absolute(), Path(out_dir).absolute()
     return [
         FeatureJob(utt_id=row.utt_id, wav_path=str(prepared_dir / row.path),
                    out_path=str(out_dir / PARTIAL_DIR / f"{row.utt_id}.npy"), split=row.split)
