@@ -206,7 +206,7 @@ def _pipeline(c: Cycle, command: list[str] | None, pull: bool, push: bool) -> No
     args, env = pipeline_command(command, c.fine_tune)
     c.run(args, env)
     if push:
-        c.run(["dvc", "push"])
+        c.run(["dvc", "push", "--run-cache"])  # another clone's `dvc repro --pull` checks out what ran here
 
 
 def _register(c: Cycle, generator: str, eval_metrics: str) -> dict[str, Any] | None:

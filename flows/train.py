@@ -1,7 +1,9 @@
 """Train flow: the GAN variant of params.yaml (model.variant) on data/prepared + data/features.
 
-Single process by default; ``--nproc-per-node N`` (and ``--nnodes`` etc.) runs the same loop under
-torchrun (DDP). Checkpoints in checkpoints/ make a re-run resume where a killed one stopped.
+One process, or DDP under torchrun as ``train.nproc_per_node`` / ``train.nnodes`` (or the flags
+overriding them) ask: this node's share, at the c10d rendezvous ``train.rdzv_endpoint`` with several
+nodes (ganpipe/training/launch.py). Checkpoints in checkpoints/ make a re-run resume where a killed
+one stopped.
 The trainer's log lines (losses every ``train.log_every`` steps, validation, resumption, skipped
 steps) are part of the flow run's Prefect log; the progress bar is drawn only on a terminal.
 """
@@ -17,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows._runtime import publish, run_cli
+from ganpipe.config import load_params
 from ganpipe.training.launch import DistributedOptions, launch
 
 
@@ -48,10 +51,12 @@ def train_task(params_path: str, opts: DistributedOptions) -> dict:
 
 
 @flow(name="train", log_prints=True)
-def train_flow(params_path: str = "params.yaml", nproc_per_node: int = 1, nnodes: int = 1, node_rank: int = 0,
-               master_addr: str = "127.0.0.1", master_port: int = 29500) -> dict:
-    opts = DistributedOptions(nproc_per_node, nnodes, node_rank, master_addr, master_port)
-    get_run_logger().info("training with %d process(es)", opts.world)
+def train_flow(params_path: str = "params.yaml", nproc_per_node: int | None = None, nnodes: int | None = None,
+               rdzv_endpoint: str | None = None, rdzv_id: str | None = None) -> dict:
+    """``None``: params.yaml's ``train.*`` value."""
+    opts = DistributedOptions.from_params(load_params(params_path).train, nproc_per_node=nproc_per_node,
+                                          nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id)
+    get_run_logger().info("training with %d process(es) on %d node(s)", opts.world, opts.nnodes)
     metrics = train_task(params_path, opts)
     if metrics:
         publish("train-summary", "Training", {k: v for k, v in metrics.items()})
@@ -60,13 +65,12 @@ def train_flow(params_path: str = "params.yaml", nproc_per_node: int = 1, nnodes
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Train the GAN variant of params.yaml.")
-    ap.add_argument("--nproc-per-node", type=int, default=1, help="processes per node (torchrun DDP)")
-    ap.add_argument("--nnodes", type=int, default=1)
-    ap.add_argument("--node-rank", type=int, default=0)
-    ap.add_argument("--master-addr", default="127.0.0.1")
-    ap.add_argument("--master-port", type=int, default=29500)
-    run_cli(train_flow, ap, lambda a: dict(nproc_per_node=a.nproc_per_node, nnodes=a.nnodes, node_rank=a.node_rank,
-                                            master_addr=a.master_addr, master_port=a.master_port))
+    ap.add_argument("--nproc-per-node", type=int, help="processes per node (default: train.nproc_per_node)")
+    ap.add_argument("--nnodes", type=int, help="nodes (default: train.nnodes)")
+    ap.add_argument("--rdzv-endpoint", help="host:port of the c10d rendezvous (default: train.rdzv_endpoint)")
+    ap.add_argument("--rdzv-id", help="the job's name at the rendezvous (default: train.rdzv_id)")
+    run_cli(train_flow, ap, lambda a: dict(nproc_per_node=a.nproc_per_node, nnodes=a.nnodes,
+                                            rdzv_endpoint=a.rdzv_endpoint, rdzv_id=a.rdzv_id))
 
 
 if __name__ == "__main__":

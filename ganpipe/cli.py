@@ -70,18 +70,19 @@ def features(params: Path = ParamsOpt) -> None:
 @app.command()
 def train(
     params: Path = ParamsOpt,
-    nproc_per_node: int = typer.Option(1, help="Processes per node: >1 trains with DDP under torchrun."),
-    nnodes: int = typer.Option(1, help="Number of nodes (torchrun --nnodes)."),
-    node_rank: int = typer.Option(0, help="This node's rank (torchrun --node-rank)."),
-    master_addr: str = typer.Option("127.0.0.1", help="Rendezvous host (torchrun --master-addr)."),
-    master_port: int = typer.Option(29500, help="Rendezvous port (torchrun --master-port)."),
+    nproc_per_node: int = typer.Option(None, help="Processes per node (default: train.nproc_per_node); "
+                                       "more than one process in all trains with DDP under torchrun."),
+    nnodes: int = typer.Option(None, help="Nodes (default: train.nnodes); run this on each."),
+    rdzv_endpoint: str = typer.Option(None, help="host:port of the c10d rendezvous (default: train.rdzv_endpoint)."),
+    rdzv_id: str = typer.Option(None, help="The job's name at the rendezvous (default: train.rdzv_id)."),
 ) -> None:
     """Train model.variant on data/features (+ data/prepared audio). Resumes from checkpoints/
     after a kill; CUDA when available; logs to MLflow; writes models/generator.pt and
-    metrics/train.json. Several processes/nodes: DDP via torchrun."""
-    _run_flow("train", params, [f"--nproc-per-node={nproc_per_node}", f"--nnodes={nnodes}",
-                                f"--node-rank={node_rank}", f"--master-addr={master_addr}",
-                                f"--master-port={master_port}"])
+    metrics/train.json. Several processes/nodes: DDP via torchrun (README "Training on several GPUs
+    or machines")."""
+    flags = {"--nproc-per-node": nproc_per_node, "--nnodes": nnodes, "--rdzv-endpoint": rdzv_endpoint,
+             "--rdzv-id": rdzv_id}
+    _run_flow("train", params, [f"{flag}={value}" for flag, value in flags.items() if value is not None])
 
 
 @app.command()

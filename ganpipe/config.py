@@ -339,12 +339,36 @@ class TrainParams(_Strict):
     fine_tune_from: str | None = None
     # also start the discriminators from fine_tune_from's (a file holding discriminators_state_dict)
     fine_tune_discriminator: bool = False
+    # DDP under torchrun when nproc_per_node * nnodes > 1 (ganpipe/training/launch.py); several nodes meet at
+    # torchrun's c10d rendezvous, rdzv_endpoint (host:port on one of them), as the job rdzv_id
+    nproc_per_node: int = Field(1, ge=1, le=1024)
+    nnodes: int = Field(1, ge=1, le=4096)
+    rdzv_endpoint: str | None = None
+    rdzv_id: str = Field("ganpipe", pattern=r"^[A-Za-z0-9_.-]+$")
+    dist_backend: Literal["auto", "nccl", "gloo"] = "auto"  # auto: nccl on CUDA, gloo on the CPU
 
     @model_validator(mode="after")
     def _fine_tune(self) -> TrainParams:
         if self.fine_tune_discriminator and not self.fine_tune_from:
             raise ValueError("train.fine_tune_discriminator needs train.fine_tune_from (the file whose "
                              "discriminators to start from)")
+        return self
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"train.rdzv_endpoint must be host:port (e.g. node0.example:29400), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _rendezvous(self) -> TrainParams:
+        if self.nnodes > 1 and self.rdzv_endpoint is None:
+            raise ValueError(f"train.nnodes: {self.nnodes} needs train.rdzv_endpoint (host:port of the c10d "
+                             "rendezvous, on one of the nodes, the same in every node's params.yaml)")
         return self
 
 

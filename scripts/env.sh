@@ -3,6 +3,8 @@
 # sourced, also put it on PATH (and tool telemetry off) in the calling shell.
 # Idempotent: a stamp records the lock's hash, so an up-to-date environment costs ~0 s.
 # Usage: source scripts/env.sh   (or: bash scripts/env.sh, which only creates/updates .venv)
+# Extras: GANPIPE_EXTRAS=remote source scripts/env.sh also installs requirements-remote.lock (DVC's S3 and
+# SSH remotes: dvc-s3, dvc-ssh).
 #
 # Sourced, it changes nothing in the caller's shell but PATH and the telemetry variables: no shell
 # options, no working directory, no other variables (the work runs in a child bash with its own
@@ -36,7 +38,13 @@ if sys.version_info[:2] != (3, 11):
     sys.exit(f"ganpipe needs Python 3.11 (found {sys.version.split()[0]}); set PYTHON=/path/to/python3.11")
 PYCHK
 STAMP=".venv/.ganpipe-lock.sha256"
-WANT="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+LOCKS=(requirements.lock)
+case ",${GANPIPE_EXTRAS:-}," in
+  *,remote,*) LOCKS+=(requirements-remote.lock) ;;
+  ,,) ;;
+  *) echo "[env] GANPIPE_EXTRAS='${GANPIPE_EXTRAS}': the extras are: remote" >&2; exit 2 ;;
+esac
+WANT="$(cat "${LOCKS[@]}" pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -x .venv/bin/python ]; then
   echo "[env] creating .venv with $("$PY" --version)"
   "$PY" -m venv .venv
@@ -45,7 +53,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "[env] installing pinned dependencies from requirements.lock (first time: several minutes)"
   # setuptools < 81: pysptk and pyworld still import pkg_resources
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip<27" "setuptools>=68,<81" wheel
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+  for lock in "${LOCKS[@]}"; do
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$lock"
+  done
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   echo "$WANT" > "$STAMP"
 fi

@@ -30,14 +30,17 @@ class Dist:
         return self.rank == 0
 
 
-def init_distributed(device_kind: str) -> Dist:
+def init_distributed(device_kind: str, backend: str = "auto") -> Dist:
+    """Join torchrun's process group (``train.dist_backend``; auto: nccl on CUDA, gloo on the CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
     if device_kind == "cuda":  # before the NCCL group exists, so its collectives use this GPU
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if backend == "auto":
+        backend = "nccl" if device_kind == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group(backend=backend)
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 

@@ -17,7 +17,10 @@ RUN_NEUTRAL_TRAIN_KEYS = frozenset({"steps", "checkpoint_every", "keep_last", "l
                                     "max_nonfinite_steps",
                                     # the same arithmetic, compiled (equal to eager: test_training_precision):
                                     # a compiled run resumes an eager one and the reverse
-                                    "compile"})
+                                    "compile",
+                                    # how many processes share each batch and where they meet: a run resumes
+                                    # on another number of GPUs or nodes (each rank's random stream apart)
+                                    "nproc_per_node", "nnodes", "rdzv_endpoint", "rdzv_id", "dist_backend"})
 
 
 def run_key(params: Params, mel: MelConfig, features_dir: Path | None = None) -> str:

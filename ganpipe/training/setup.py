@@ -45,11 +45,11 @@ class TrainPaths:
 
 
 # -- device and process group ----------------------------------------------------------------------
-def training_device(choice: str) -> tuple[Dist, torch.device]:
-    """``train.device`` resolved, the process group joined (under torchrun) and this rank's device:
-    ``cuda:LOCAL_RANK`` on CUDA (made the current device), else the CPU."""
+def training_device(choice: str, backend: str = "auto") -> tuple[Dist, torch.device]:
+    """``train.device`` resolved, the process group joined (under torchrun, ``train.dist_backend``) and
+    this rank's device: ``cuda:LOCAL_RANK`` on CUDA (made the current device), else the CPU."""
     kind = resolve_device(choice, "train.device").type
-    ranks = init_distributed(kind)
+    ranks = init_distributed(kind, backend)
     if kind != "cuda":
         return ranks, torch.device("cpu")
     device = torch.device(f"cuda:{ranks.local_rank}")

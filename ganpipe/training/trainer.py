@@ -66,7 +66,7 @@ class Trainer:
         train = params.train
         if train.threads:
             torch.set_num_threads(train.threads)
-        self.dist, self.device = setup.training_device(train.device)
+        self.dist, self.device = setup.training_device(train.device, train.dist_backend)
         self.amp_dtype = setup.autocast_dtype(train.precision, self.device)  # before any work: fails naming the key
         torch.manual_seed(train.seed + self.dist.rank)
         self._load_data()
@@ -524,9 +524,11 @@ class Trainer:
                 progress.advance()
                 self._after_step(logs, tracker, progress)
         elapsed = time.perf_counter() - started
-        if not self.dist.main:
-            return {}
-        return self._finish(tracker, elapsed, self.step - steps_before)
+        result = self._finish(tracker, elapsed, self.step - steps_before) if self.dist.main else {}
+        # every node's torchrun ends after rank 0's outputs exist: a node whose `dvc repro` records them may
+        # not host rank 0 (the c10d rendezvous numbers the nodes)
+        distributed.barrier(self.dist)
+        return result
 
     def _skip_step(self) -> None:
         self.skipped_steps += 1

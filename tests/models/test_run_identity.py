@@ -27,7 +27,8 @@ def test_what_changes_training_changes_the_run(change):
 @pytest.mark.parametrize("change", [{"steps": 5000}, {"checkpoint_every": 7}, {"keep_last": 9}, {"log_every": 3},
                                     {"validate_every": 3}, {"samples_to_log": 0}, {"num_workers": 1},
                                     {"threads": 2}, {"device": "auto"}, {"max_nonfinite_steps": 3},
-                                    {"compile": True}])
+                                    {"compile": True}, {"nproc_per_node": 8}, {"nnodes": 2, "rdzv_endpoint": "h:1"},
+                                    {"rdzv_id": "other"}, {"dist_backend": "gloo"}])
 def test_cadence_workers_and_device_keep_the_run(change):
     assert set(change) <= RUN_NEUTRAL_TRAIN_KEYS
     assert _key(**change) == _key()

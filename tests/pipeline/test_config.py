@@ -38,6 +38,12 @@ def test_pwg_preset_and_override():
     ({"mel": {"preset": "custom", "n_fft": 512}}, ["custom", "hop_length"]),
     ({"evaluation": {"griffin_lim_iterations": -1}}, ["evaluation.griffin_lim_iterations", "0"]),
     ({"evaluation": {"griffin_lim_iterations": "many"}}, ["evaluation.griffin_lim_iterations", "integer"]),
+    ({"train": {"nnodes": 2}}, ["train.nnodes", "train.rdzv_endpoint"]),
+    ({"train": {"rdzv_endpoint": "gpu-a"}}, ["train.rdzv_endpoint", "host:port"]),
+    ({"train": {"rdzv_endpoint": "gpu-a:99999"}}, ["train.rdzv_endpoint", "host:port"]),
+    ({"train": {"nproc_per_node": 0}}, ["train.nproc_per_node", "greater than or equal to 1"]),
+    ({"train": {"dist_backend": "mpi"}}, ["train.dist_backend", "'nccl'", "'gloo'", "'mpi'"]),
+    ({"train": {"rdzv_id": "a b"}}, ["train.rdzv_id"]),
 ])
 def test_bad_values_name_key_and_allowed_values(data, needles):
     with pytest.raises(ConfigError) as exc:

@@ -129,3 +129,17 @@ def test_only_the_test_command_installs_the_test_oracles_pinned_and_once(tmp_pat
     calls = (root / "calls.log").read_text().splitlines()
     assert calls == ["python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation "
                      "-r requirements-test.lock", RUFF, "python -m pytest -k x", RUFF, "python -m pytest -k x"]
+
+
+def test_the_remote_extra_installs_its_lock_once_and_an_unknown_extra_fails(tmp_path: Path):
+    """GANPIPE_EXTRAS=remote also installs requirements-remote.lock (dvc-s3, dvc-ssh), then its stamp
+    is up to date; a name that is not an extra stops with the list of extras."""
+    root = project(tmp_path)
+    (root / "requirements-remote.lock").write_text("dvc-s3==1\n")
+    for _ in range(2):
+        res = bash(f'GANPIPE_EXTRAS=remote source "{root}/scripts/env.sh"', tmp_path)
+        assert res.returncode == 0, res.stderr
+    installs = [c for c in (root / "calls.log").read_text().splitlines() if " -r " in c]
+    assert [c.split(" -r ")[1] for c in installs] == ["requirements.lock", "requirements-remote.lock"]
+    res = bash(f'GANPIPE_EXTRAS=s4 bash "{root}/scripts/env.sh"', tmp_path)
+    assert res.returncode != 0 and "the extras are: remote" in res.stderr
