@@ -383,9 +383,9 @@ class TrackingParams(_Strict):
     @field_validator("tracking_uri")
     @classmethod
     def _no_password(cls, uri: str) -> str:
-        from ganpipe.redaction import has_password
+        from urllib.parse import urlsplit
 
-        if has_password(uri):
+        if urlsplit(uri).password is not None:
             raise ValueError("tracking.tracking_uri holds a password: params.yaml is committed; set "
                              "$MLFLOW_TRACKING_URI (or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD) instead")
         return uri

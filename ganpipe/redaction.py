@@ -27,7 +27,3 @@ def redact(text: object) -> str:
             out = out.replace(value, MASK)
     return out
 
-
-def has_password(uri: str) -> bool:
-    """Whether ``uri`` carries a password (``scheme://user:password@host``)."""
-    return _USERINFO.search(uri) is not None

@@ -229,10 +229,11 @@ class Tracker:
             mlflow.end_run(status=status)  # pops the active run even when the server does not answer
         except Exception as exc:  # noqa: BLE001 - the run stays RUNNING in the store
             self._went_down(exc)
-        if self._pending or self._lost:
-            log.warning("MLflow tracking at %s: %d metric values could not be sent, %d uploads were dropped "
-                        "during the outage", redact(self._uri), len(self._pending), self._lost)
+        if self._pending:
+            log.warning("MLflow tracking at %s did not answer by the end of the training: %d metric values "
+                        "could not be sent", redact(self._uri), len(self._pending))
         elif self._warned:
-            log.info("MLflow tracking at %s answered again: every metric value was sent", redact(self._uri))
+            log.info("MLflow tracking at %s answered again: every metric value was sent (%d sample/plot uploads "
+                     "of the outage dropped)", redact(self._uri), self._lost)
         self._client = None
         self._http.close()

@@ -130,12 +130,12 @@ class OutageSwitch:
         self._lock = threading.Lock()
         self.hanging = False
 
-    def up(self) -> OutageSwitch:
+    def up(self, hanging: bool = False) -> OutageSwitch:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
-        self._listener, self.hanging = listener, False
+        self._listener, self.hanging = listener, hanging
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         return self
 
@@ -151,8 +151,7 @@ class OutageSwitch:
     def hang(self) -> None:
         """Accept, never answer (``up()`` ends it)."""
         self.down()
-        self.up()
-        self.hanging = True
+        self.up(hanging=True)
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
