@@ -1,9 +1,11 @@
-"""The MLflow store as the rest of the project reaches it: where it is (the tracking URI of the project,
-its relative sqlite database and artifact folder made absolute) and what comes out of it (the
-generator file of a registered model, ``models:/NAME@alias`` / ``models:/NAME/3``, checked against
-its registered hash), and how writers take turns on it (the registration lock; which failures are
-worth retrying). No registration, no promotion (ganpipe/model_registry.py, ganpipe/promotion.py),
-no model packaging: training (fine-tuning from a registered model) and synthesis use only this.
+"""The MLflow store as the rest of the project reaches it: where it is ($MLFLOW_TRACKING_URI, else the
+tracking URI of the project with its relative sqlite database and artifact folder made absolute;
+where a new experiment keeps its artifacts) and what comes out of it (the generator file of a
+registered model, ``models:/NAME@alias`` / ``models:/NAME/3``, checked against its registered hash),
+and the local lock file and which failures are worth retrying. No registration, no promotion
+(ganpipe/model_registry.py, ganpipe/promotion.py; turns at a shared registry:
+ganpipe/registry_turns.py), no model packaging: training (fine-tuning from a registered model) and
+synthesis use only this.
 """
 
 from __future__ import annotations
@@ -72,9 +74,13 @@ def experiment_location(tp: TrackingParams) -> str | None:
 def point_mlflow(uri: str) -> None:
     """Make ``uri`` MLflow's tracking and registry store in this process. ``mlflow.set_tracking_uri``
     also exports $MLFLOW_TRACKING_URI, which ganpipe reads as the user's choice (:func:`store_uri`):
-    the variables are left as they were."""
+    the variables are left as they were. A URI with a password is not printed by MLflow."""
     import mlflow
 
+    from ganpipe.redaction import redact
+
+    if redact(uri) != uri:  # MLflow prints "View run ... at: <the URI>" to stdout when a run ends
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

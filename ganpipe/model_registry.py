@@ -83,6 +83,7 @@ from ganpipe.promotion import (
     promotion_source,
 )
 from ganpipe.provenance import data_version, weights_sha256
+from ganpipe.redaction import redact
 from ganpipe.registry_turns import registry_turn
 from ganpipe.rescoring import EqualData
 from ganpipe.tracking_outage import bounded_http, check_server, is_outage, unavailable
@@ -517,6 +518,8 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
         except Exception as exc:
             if is_outage(exc):
                 raise unavailable(tp.tracking_uri, exc, time.monotonic() - started, budget) from None
+            if redact(str(exc)) != str(exc):  # MLflow's messages name the request's URL
+                raise RegistryError(f"{type(exc).__name__}: {redact(exc)}") from None
             raise
 
 
