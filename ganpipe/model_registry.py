@@ -64,6 +64,7 @@ import logging
 import os
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,7 +85,7 @@ from ganpipe.promotion import (
 )
 from ganpipe.provenance import data_version, weights_sha256
 from ganpipe.redaction import redact
-from ganpipe.registry_turns import registry_turn
+from ganpipe.registry_turns import is_shared, registry_turn
 from ganpipe.rescoring import EqualData
 from ganpipe.tracking_outage import bounded_http, check_server, is_outage, unavailable
 
@@ -578,7 +579,9 @@ def champion(params: Params, project_dir: str | Path = ".", model_name: str | No
     if tp.tracking_uri.startswith("sqlite:///") and not Path(tp.tracking_uri[len("sqlite:///"):]).is_file():
         return None  # no store yet (and do not create one outside the lock)
     name = model_name or params.registry.registered_name(params.dataset.name, params.model.variant)
-    with registry_turn(params, project_dir, name):
+    # a read: a local sqlite store is read between writers' turns; a server answers reads at any time
+    turn = nullcontext() if is_shared(tp.tracking_uri) else registry_turn(params, project_dir, name)
+    with turn:
         client = MlflowClient(tracking_uri=tp.tracking_uri, registry_uri=tp.tracking_uri)
         if not _registered_model_exists(client, name):
             return None
