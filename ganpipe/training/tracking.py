@@ -32,9 +32,10 @@ from ganpipe.redaction import redact
 from ganpipe.tracking_outage import bounded_http
 
 log = logging.getLogger("ganpipe.training.tracking")
-RETRY_AFTER_S = 15.0  # during an outage the server is asked again this often (not at every step)
-# One tracking request's limit, retries included (at most tracking.server_timeout_seconds).
-TRAINING_HTTP_BUDGET_S = 10.0
+RETRY_AFTER_S = 60.0  # during an outage the server is asked again this often (not at every step)
+# One tracking request's limit, retries included (at most tracking.server_timeout_seconds): a
+# refused connection costs ~2 s, a server that does not answer this long (10 s a try).
+TRAINING_HTTP_BUDGET_S = 30.0
 MAX_BUFFERED = 100_000  # metric values kept during an outage; the oldest are dropped beyond
 _BATCH = 1000  # MLflow's limit of metrics per log_batch request
 

@@ -144,7 +144,7 @@ class OutageSwitch:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
         if listener is not None:
-            listener.close()
+            _close(listener)  # shutdown() first: a bare close() leaves a blocked accept() listening
         for conn in conns:
             _close(conn)
 

@@ -36,22 +36,21 @@ def test_register_fails_in_bounded_time_and_completes_when_run_again(team_server
 
     name = "team-outage-register"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", switch.url.replace("http://", f"http://team:{SECRET}@"))
-    params_path = write_params(tmp_path / "params.yaml", {"tracking": {"server_timeout_seconds": 4},
-                                                          "registry": {"export_onnx": False}})
     from ganpipe.config import load_params
 
-    params = load_params(params_path)
+    params = load_params(write_params(tmp_path / "params.yaml", {"registry": {"export_onnx": False}}))
+    short = params.model_copy(update={"tracking": params.tracking.model_copy(update={"server_timeout_seconds": 4})})
     gen, metrics = make_generator(tmp_path / "g.pt", seed=5), eval_json(tmp_path / "e.json", mcd=5.0)
 
-    def register():
-        return register_generator(gen, metrics, params, tmp_path, source=Source(True, "main line (test)"),
+    def register(p=params):
+        return register_generator(gen, metrics, p, tmp_path, source=Source(True, "main line (test)"),
                                   model_name=name)
 
     for outage in (switch.down, switch.hang):  # refused at once; accepted and never answered
         outage()
         started = time.monotonic()
         with pytest.raises(TrackingServerUnavailable) as err:
-            register()
+            register(short)
         print(f"register with the server {outage.__name__}: failed after {time.monotonic() - started:.1f} s "
               f"(tracking.server_timeout_seconds=4): {err.value}")
         assert f"127.0.0.1:{switch.port}" in str(err.value) and SECRET not in str(err.value)
