@@ -131,6 +131,7 @@ class OutageSwitch:
         self.hanging = False
 
     def up(self, hanging: bool = False) -> OutageSwitch:
+        self.down()
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
