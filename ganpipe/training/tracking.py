@@ -155,8 +155,10 @@ class Tracker:
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> bool:
         """``fn(...)`` unless the server is down; a failure starts an outage. True: it ran."""
-        if self._client is None or self._server_down():
-            self._lost += self._client is not None
+        if self._client is None:
+            return False
+        if self._server_down():
+            self._lost += 1
             return False
         try:
             fn(*args, **kwargs)
@@ -195,7 +197,10 @@ class Tracker:
         self._keep(row, step)
 
     def samples(self, val: dict[str, Any], step: int, sample_rate: int) -> None:
-        if self._client is None or self._server_down() or not (val.get("audio") or val.get("mels")):
+        if self._client is None or not (val.get("audio") or val.get("mels")):
+            return
+        if self._server_down():
+            self._lost += 1
             return
         import soundfile as sf
 
