@@ -67,12 +67,24 @@ def log_to_mlflow(params: Params, run_id: str | None, summary: dict, out_dir: Pa
         return
     import mlflow
 
+    from ganpipe.mlflow_store import project_tracking
+    from ganpipe.redaction import redact
+    from ganpipe.tracking_outage import bounded_http, is_outage
     from ganpipe.training.tracking import setup_mlflow
 
-    setup_mlflow(params.tracking)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics(mlflow_metrics(summary))
-        mlflow.log_artifacts(str(out_dir), artifact_path="eval")
+    with bounded_http(params.tracking.server_timeout_seconds):
+        try:
+            setup_mlflow(params.tracking)
+            with mlflow.start_run(run_id=run_id):
+                mlflow.log_metrics(mlflow_metrics(summary))
+                mlflow.log_artifacts(str(out_dir), artifact_path="eval")
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # metrics/eval.json is the stage's output; the copy in the training run can wait
+            get_run_logger().warning("MLflow tracking at %s is not reachable (%s): the evaluation is not logged "
+                                     "to the training run", redact(project_tracking(params.tracking).tracking_uri),
+                                     redact(exc))
 
 
 @flow(name="evaluate", log_prints=True)

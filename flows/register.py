@@ -24,9 +24,10 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._runtime import publish, run_cli
 from ganpipe.config import Params, load_params
-from ganpipe.mlflow_store import is_transient
+from ganpipe.mlflow_store import is_transient, project_tracking
 from ganpipe.model_registry import register_generator, write_register_json
 from ganpipe.promotion import Source
+from ganpipe.redaction import redact
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -67,7 +68,6 @@ def experiment_runs_url(params: Params, root: Path) -> str:
     """The MLflow UI page of the project's runs (the Model training view: ganpipe.training.tracking)."""
     from mlflow import MlflowClient
 
-    from ganpipe.mlflow_store import project_tracking
     from ganpipe.training.tracking import runs_url
 
     tp = project_tracking(params.tracking, root)
@@ -100,7 +100,7 @@ def register_flow(params_path: str = "params.yaml", generator: str = "models/gen
     result = register_in_flow(params, generator, eval_metrics, str(root), promote)
     write_register_json(out_path, {k: v for k, v in result.items() if k != "created"})
     logger.info("%s", outcome_line(result))
-    logger.info("runs in the MLflow UI (`mlflow ui --backend-store-uri %s`): %s", params.tracking.tracking_uri,
+    logger.info("runs in the MLflow UI of %s: %s", redact(project_tracking(params.tracking, root).tracking_uri),
                 experiment_runs_url(params, root))
     publish("register-summary", f"Registration: {result['model_name']} v{result['version']} -> {result['decision']}",
             summary_rows(result))

@@ -384,13 +384,44 @@ class EvaluationParams(_Strict):
     ndb_bins: int = Field(10, ge=2)
 
 
+# Artifact stores an experiment may name (tracking.artifact_location as a URI, not a folder).
+ARTIFACT_SCHEMES = ("file", "s3", "gs", "wasbs", "hdfs", "sftp", "mlflow-artifacts")
+
+
 class TrackingParams(_Strict):
-    """MLflow tracking + registry (a sqlite database and an artifact folder inside the project)."""
+    """MLflow tracking + registry (a sqlite database and an artifact folder inside the project).
+
+    ``$MLFLOW_TRACKING_URI`` wins over ``tracking_uri`` (a team's server: its address and
+    credentials live in the environment, never here; ganpipe/mlflow_store.py)."""
 
     enabled: bool = True
     tracking_uri: str = "sqlite:///.mlflow/mlflow.db"
+    # A folder (relative to the project) or a URI of ARTIFACT_SCHEMES; on a tracking server
+    # (http/https) a folder is ignored: the server's artifact store is used.
     artifact_location: str = ".mlflow/artifacts"
     experiment: str = "ganpipe"
+    # How long a step waits for an unreachable tracking server before it fails (register) or goes
+    # on without it (training): ganpipe/tracking_outage.py.
+    server_timeout_seconds: float = Field(120.0, gt=0.0, le=3600.0)
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_password(cls, uri: str) -> str:
+        from urllib.parse import urlsplit
+
+        if urlsplit(uri).password is not None:
+            raise ValueError("tracking.tracking_uri holds a password: params.yaml is committed; set "
+                             "$MLFLOW_TRACKING_URI (or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD) instead")
+        return uri
+
+    @field_validator("artifact_location")
+    @classmethod
+    def _known_store(cls, location: str) -> str:
+        head, sep, _ = location.partition(":")
+        if sep and len(head) > 1 and head.lower() not in ARTIFACT_SCHEMES:
+            raise ValueError(f"tracking.artifact_location {location!r}: a folder, or a URI of "
+                             f"{', '.join(ARTIFACT_SCHEMES)}")
+        return location
 
 
 # Metrics a registry can promote on (the keys of metrics/eval.json; kept in step with

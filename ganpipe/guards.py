@@ -113,11 +113,12 @@ def promote_by_hand(params: Params, project_dir: str | Path, name: str, version:
     the challenger alias leaves it, and the decision is logged as tags. Returns the tags set."""
     from mlflow import MlflowClient
 
-    from ganpipe.mlflow_store import file_lock, lock_path, project_tracking
+    from ganpipe.mlflow_store import project_tracking
+    from ganpipe.registry_turns import registry_turn
 
     rp = params.registry
     tp = project_tracking(params.tracking, project_dir)
-    with file_lock(lock_path(params.tracking, project_dir), rp.lock_timeout_seconds):
+    with registry_turn(params, project_dir, name):
         client = MlflowClient(tracking_uri=tp.tracking_uri, registry_uri=tp.tracking_uri)
         mv = client.get_model_version(name, str(version))  # MlflowException when there is none
         before = _alias(client, name, rp.champion_alias)

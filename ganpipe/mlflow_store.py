@@ -1,9 +1,11 @@
-"""The MLflow store as the rest of the project reaches it: where it is (the tracking URI of the project,
-its relative sqlite database and artifact folder made absolute) and what comes out of it (the
-generator file of a registered model, ``models:/NAME@alias`` / ``models:/NAME/3``, checked against
-its registered hash), and how writers take turns on it (the registration lock; which failures are
-worth retrying). No registration, no promotion (ganpipe/model_registry.py, ganpipe/promotion.py),
-no model packaging: training (fine-tuning from a registered model) and synthesis use only this.
+"""The MLflow store as the rest of the project reaches it: where it is ($MLFLOW_TRACKING_URI, else the
+tracking URI of the project with its relative sqlite database and artifact folder made absolute;
+where a new experiment keeps its artifacts) and what comes out of it (the generator file of a
+registered model, ``models:/NAME@alias`` / ``models:/NAME/3``, checked against its registered hash),
+and the local lock file and which failures are worth retrying. No registration, no promotion
+(ganpipe/model_registry.py, ganpipe/promotion.py; turns at a shared registry:
+ganpipe/registry_turns.py), no model packaging: training (fine-tuning from a registered model) and
+synthesis use only this.
 """
 
 from __future__ import annotations
@@ -23,18 +25,70 @@ class StoreError(RuntimeError):
     """A registered model that cannot be fetched (no generator in it, a hash mismatch)."""
 
 
+def store_uri(tp: TrackingParams) -> str:
+    """The tracking store in use: ``$MLFLOW_TRACKING_URI`` when set (a team's server: the address,
+    and any credentials, stay out of params.yaml and dvc.lock), else ``tracking.tracking_uri``.
+    Credentials MLflow reads itself (``MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN``) need nothing here."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or tp.tracking_uri
+
+
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server (``http(s)://``): its artifact store, not a local folder."""
+    return uri.split("://", 1)[0].lower() in ("http", "https")
+
+
+def has_scheme(location: str) -> bool:
+    """Whether an artifact location is a URI (``s3://b/p``, ``mlflow-artifacts:/p``), not a path."""
+    head, sep, _ = location.partition(":")
+    return bool(sep) and len(head) > 1 and head.replace("-", "").replace("+", "").isalnum()
+
+
 def project_tracking(tp: TrackingParams, project_dir: str | Path = ".") -> TrackingParams:
-    """``tp`` with a relative sqlite database and artifact folder made absolute under ``project_dir``
-    (the process may run elsewhere, e.g. a scheduled flow run)."""
+    """``tp`` with the store in use (:func:`store_uri`), a relative sqlite database and artifact
+    folder made absolute under ``project_dir`` (the process may run elsewhere, e.g. a scheduled
+    flow run). Idempotent."""
     root = Path(project_dir).resolve()
-    uri = tp.tracking_uri
+    uri = store_uri(tp)
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(root / uri[len(prefix):])
+    location = tp.artifact_location
+    if not has_scheme(location) and not Path(location).is_absolute():
+        location = str(root / location)
+    return tp.model_copy(update={"tracking_uri": uri, "artifact_location": location})
+
+
+def experiment_location(tp: TrackingParams) -> str | None:
+    """Where a new experiment keeps its artifacts (``tp`` from :func:`project_tracking`): a
+    configured URI as given; on a tracking server, its own artifact store (None) instead of a
+    local folder no other clone can read; otherwise the project's folder (``file://``)."""
+    if has_scheme(tp.artifact_location):
+        return tp.artifact_location
+    if is_server(tp.tracking_uri):
+        return None
     location = Path(tp.artifact_location)
-    if not location.is_absolute():
-        location = root / location
-    return tp.model_copy(update={"tracking_uri": uri, "artifact_location": str(location)})
+    location.mkdir(parents=True, exist_ok=True)
+    return location.resolve().as_uri()
+
+
+def point_mlflow(uri: str) -> None:
+    """Make ``uri`` MLflow's tracking and registry store in this process. ``mlflow.set_tracking_uri``
+    also exports $MLFLOW_TRACKING_URI, which ganpipe reads as the user's choice (:func:`store_uri`):
+    the variables are left as they were. A URI with a password is not printed by MLflow."""
+    import mlflow
+
+    from ganpipe.redaction import redact
+
+    if redact(uri) != uri:  # MLflow prints "View run ... at: <the URI>" to stdout when a run ends
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def download_generator(model_uri: str, dst_dir: str | Path | None = None, tracking_uri: str | None = None) -> Path:
@@ -47,8 +101,7 @@ def download_generator(model_uri: str, dst_dir: str | Path | None = None, tracki
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri or resolve_tracking_uri()
     if uri:  # the registry too: models:/ URIs resolve through the registry URI
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
+        point_mlflow(uri)
     dst = Path(dst_dir) if dst_dir else Path(tempfile.mkdtemp(prefix="ganpipe-model-"))
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
     path = local / GENERATOR_ARTIFACT
@@ -92,8 +145,10 @@ def resolve_tracking_uri(explicit: str | None = None, params_path: str | Path = 
 
 # ------------------------------------------------------------------------------------------------
 # taking turns: the registration lock, and failures worth retrying
+# Not "connection refused": a server that is down stays down for longer than a retry waits
+# (ganpipe.tracking_outage bounds that case and says so).
 _TRANSIENT_MARKERS = ("database is locked", "unable to acquire lock", "lock is held", "lockerror",
-                      "temporarily unavailable", "connection reset", "connection refused", "timed out")
+                      "temporarily unavailable", "connection reset", "timed out")
 
 
 class TransientError(RuntimeError):
@@ -104,6 +159,8 @@ def is_transient(exc: BaseException) -> bool:
     """Whether retrying ``exc`` may succeed: lock timeouts, busy databases, network resets."""
     from filelock import Timeout
 
+    if getattr(exc, "transient", None) is False:  # classified where it was raised
+        return False
     if isinstance(exc, (TransientError, Timeout)):
         return True
     text = f"{type(exc).__name__}: {exc}".lower()

@@ -12,11 +12,13 @@ it too) is refused with a :class:`RegistryError`.
    the generator: the file (``generator_sha256``) and its content (``weights_sha256``:
    architecture, weights, mel configuration and statistics, label names; ``torch.save`` writes
    different bytes for the same weights each time);
-2. under a file lock (``<tracking db folder>/registry.lock``: concurrent registrations, from
-   threads or processes, run one after the other), looks for a version of the registered model
-   with the same file or content hash: if there is one, nothing new is created (idempotent). A
-   registered model holds one kind of generator: registering a vocoder under the name of an
-   unconditional model (or the reverse, with an explicit ``registry.model_name``) is refused;
+2. in its turn at the registry (:mod:`ganpipe.registry_turns`: a lock file beside a local sqlite
+   database; a lease in the store itself for a shared store, a tracking server, so clones on other
+   machines take turns too: concurrent registrations run one after the other), looks for a
+   version of the registered model with the same file or content hash: if there is one, nothing
+   new is created (idempotent). A registered model holds one kind of generator: registering a
+   vocoder under the name of an unconditional model (or the reverse, with an explicit
+   ``registry.model_name``) is refused;
 3. otherwise logs an MLflow run with the evaluation metrics and the generator as a pyfunc model
    (:mod:`ganpipe.serving`: signature, metadata, pip requirements, the ``ganpipe`` code, and an
    ONNX export when ``registry.export_onnx``: vocoders, and WaveGAN; SpecGAN's Griffin-Lim is
@@ -50,7 +52,9 @@ it too) is refused with a :class:`RegistryError`.
 Registering a generator that is already registered re-evaluates its promotion (after the changes
 it was made from are committed, ``ganpipe register`` promotes it) and reports the registry's real
 aliases; a registration interrupted after the version was created is completed the same way.
-Consumers load ``models:/<name>@champion`` (see :mod:`ganpipe.synthesis`).
+Consumers load ``models:/<name>@champion`` (see :mod:`ganpipe.synthesis`). The store is
+``$MLFLOW_TRACKING_URI`` when set, else ``tracking.tracking_uri``; an unreachable tracking server
+fails the registration within ``tracking.server_timeout_seconds`` (:mod:`ganpipe.tracking_outage`).
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ import json
 import logging
 import os
 import tempfile
+import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,7 +73,7 @@ from typing import Any
 from ganpipe.config import Params
 from ganpipe.guards import parent_of
 from ganpipe.importing.metadata import imported_tags, version_description
-from ganpipe.mlflow_store import file_lock, file_sha256, lock_path, project_tracking
+from ganpipe.mlflow_store import TransientError, file_sha256, project_tracking
 from ganpipe.promotion import (
     Source,
     automatic_rule,
@@ -78,7 +84,10 @@ from ganpipe.promotion import (
     promotion_source,
 )
 from ganpipe.provenance import data_version, weights_sha256
+from ganpipe.redaction import redact
+from ganpipe.registry_turns import is_shared, registry_turn
 from ganpipe.rescoring import EqualData
+from ganpipe.tracking_outage import bounded_http, check_server, is_outage, unavailable
 
 log = logging.getLogger("ganpipe.model_registry")
 
@@ -430,6 +439,7 @@ def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, p
         client.set_registered_model_alias(mv.name, rp.candidate_alias, mv.version)
     if promote and not already:
         client.set_registered_model_alias(mv.name, rp.champion_alias, mv.version)
+        _check_alias(client, mv, rp.champion_alias)
     if challenger and rp.challenger_alias not in (mv.aliases or []):
         client.set_registered_model_alias(mv.name, rp.challenger_alias, mv.version)
     if equal is not None and equal.notes and mv.tags.get("rescoring") != "; ".join(equal.notes):
@@ -437,6 +447,15 @@ def _decide(client: Any, mv: Any, params: Params, metric: str, source: Source, p
     if mv.tags.get("registration") != "complete":
         client.set_model_version_tag(mv.name, mv.version, "registration", "complete")
     return client.get_model_version(mv.name, mv.version)
+
+
+def _check_alias(client: Any, mv: Any, alias: str) -> None:
+    """Read the alias back: a writer outside the registry turn (a person in the MLflow UI) that
+    moved it meanwhile makes this registration transient: its retry decides again."""
+    now = alias_version(client, mv.name, alias)
+    if now is None or str(now.version) != str(mv.version):
+        raise TransientError(f"{mv.name}@{alias} moved to version {now.version if now else 'none'} while version "
+                             f"{mv.version} was being promoted: registration to be re-run")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -476,10 +495,6 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
     registered model's name (default: ``registry.model_name``'s rule). ``parent``: the model it was
     fine-tuned from (default: ``train.fine_tune_from``; ganpipe.guards).
     """
-    from mlflow import MlflowClient
-
-    from ganpipe.training.tracking import setup_mlflow
-
     root = Path(project_dir).resolve()
     gen_path, loaded, metrics = _read_inputs(root, generator, eval_metrics)
     kind = loaded.bundle.kind
@@ -493,32 +508,52 @@ def register_generator(generator: str | Path, eval_metrics: str | Path | dict[st
     source = source or promotion_source(root)
     comparability = comparability_profile(loaded, core, metrics, params, root)
     tp = project_tracking(params.tracking, root)
-    import mlflow
+    budget = params.tracking.server_timeout_seconds
+    with bounded_http(budget):
+        check_server(tp.tracking_uri, budget)
+        started = time.monotonic()
+        try:
+            with registry_turn(params, root, name):
+                return _register_in_turn(tp, params, root, name, gen_path, loaded, core, metrics, sha, content,
+                                         data, source, comparability, metric, promote, parent)
+        except Exception as exc:
+            if is_outage(exc):
+                raise unavailable(tp.tracking_uri, exc, time.monotonic() - started, budget) from None
+            if redact(str(exc)) != str(exc):  # MLflow's messages name the request's URL
+                raise RegistryError(f"{type(exc).__name__}: {redact(exc)}") from None
+            raise
 
-    with file_lock(lock_path(params.tracking, root), params.registry.lock_timeout_seconds):
-        exp_id = setup_mlflow(tp)  # inside the lock: a new sqlite database is created once
-        mlflow.set_tracking_uri(tp.tracking_uri)
-        mlflow.set_registry_uri(tp.tracking_uri)
-        client = MlflowClient(tracking_uri=tp.tracking_uri, registry_uri=tp.tracking_uri)
-        mv = _find_version(client, name, sha, content)
-        created = mv is None
-        if created:
-            _check_same_kind(client, name, loaded)
-            tags = _version_tags(loaded, core, sha, content, params.dataset.name, data, metrics, comparability)
-            tags.update(parent_of(parent or params.train.fine_tune_from, client, root))
-            mv = _log_model(client, exp_id, name, gen_path, loaded, core, metrics, tags, params, metric,
-                            project_dir=root)  # the int8 export calibrates on the project's mels
-            log.info("registered %s version %s", name, mv.version)
-        else:
-            log.info("%s (or the same weights) is already registered as %s version %s: no new version; "
-                     "re-evaluating its promotion", gen_path.name, name, mv.version)
-        equal = EqualData(root / "data" / "prepared", params.evaluation, comparability, tp.tracking_uri, [])
-        mv = _decide(client, mv, params, metric, source, promote, equal, root)
-        for note in equal.notes:
-            log.info("%s", note)
-        champ = alias_version(client, name, params.registry.champion_alias)
-        return _registration_from_version(mv, created, params.registry.champion_alias,
-                                          str(champ.version) if champ is not None else None)
+
+def _register_in_turn(tp: Any, params: Params, root: Path, name: str, gen_path: Path, loaded: Any, core: Any,
+                      metrics: dict[str, Any], sha: str, content: str, data: dict[str, Any], source: Source,
+                      comparability: dict[str, Any], metric: str, promote: bool, parent: str | None
+                      ) -> Registration:
+    """register_generator's steps 2-4 (module doc), in this process's turn at the registry."""
+    from mlflow import MlflowClient
+
+    from ganpipe.training.tracking import setup_mlflow
+
+    exp_id = setup_mlflow(tp, root)  # in the turn: a new sqlite database is created once
+    client = MlflowClient(tracking_uri=tp.tracking_uri, registry_uri=tp.tracking_uri)
+    mv = _find_version(client, name, sha, content)
+    created = mv is None
+    if created:
+        _check_same_kind(client, name, loaded)
+        tags = _version_tags(loaded, core, sha, content, params.dataset.name, data, metrics, comparability)
+        tags.update(parent_of(parent or params.train.fine_tune_from, client, root))
+        mv = _log_model(client, exp_id, name, gen_path, loaded, core, metrics, tags, params, metric,
+                        project_dir=root)  # the int8 export calibrates on the project's mels
+        log.info("registered %s version %s", name, mv.version)
+    else:
+        log.info("%s (or the same weights) is already registered as %s version %s: no new version; "
+                 "re-evaluating its promotion", gen_path.name, name, mv.version)
+    equal = EqualData(root / "data" / "prepared", params.evaluation, comparability, tp.tracking_uri, [])
+    mv = _decide(client, mv, params, metric, source, promote, equal, root)
+    for note in equal.notes:
+        log.info("%s", note)
+    champ = alias_version(client, name, params.registry.champion_alias)
+    return _registration_from_version(mv, created, params.registry.champion_alias,
+                                      str(champ.version) if champ is not None else None)
 
 
 def comparability_profile(loaded: Any, core: Any, metrics: dict[str, Any], params: Params,
@@ -544,7 +579,9 @@ def champion(params: Params, project_dir: str | Path = ".", model_name: str | No
     if tp.tracking_uri.startswith("sqlite:///") and not Path(tp.tracking_uri[len("sqlite:///"):]).is_file():
         return None  # no store yet (and do not create one outside the lock)
     name = model_name or params.registry.registered_name(params.dataset.name, params.model.variant)
-    with file_lock(lock_path(params.tracking, project_dir), params.registry.lock_timeout_seconds):
+    # a read: a local sqlite store is read between writers' turns; a server answers reads at any time
+    turn = nullcontext() if is_shared(tp.tracking_uri) else registry_turn(params, project_dir, name)
+    with turn:
         client = MlflowClient(tracking_uri=tp.tracking_uri, registry_uri=tp.tracking_uri)
         if not _registered_model_exists(client, name):
             return None
