@@ -1,10 +1,12 @@
-"""Two clones (two processes, two project folders) register at once against one tracking server, 10
-times: each time exactly one champion, and the versions' decision tags tell one serial story (the
+"""Two clones (two processes, two project folders) register at once against one tracking server,
+``GANPIPE_RACE_TRIES`` times (4 in CI, ~25 s each on 2 cores; the 10-try measurement in
+benchmarks/RESULTS.md set it to 10): each time exactly one champion, and the versions' decision tags tell one serial story (the
 registry lease of ganpipe/registry_turns.py: no local lock file can order processes on two machines)."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 
 import pytest
@@ -13,7 +15,7 @@ from tests.support.registry_race import make_clone, model_name, register_tries
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
-TRIES = 10
+TRIES = int(os.environ.get("GANPIPE_RACE_TRIES", "4"))
 
 
 def test_two_clones_registering_at_once_leave_one_champion(team_server, tmp_path):
