@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ganpipe.config import ServeParams
 from ganpipe.serving import jobs
-from ganpipe.serving.admission import Admission, QueueFull
+from ganpipe.serving.admission import Admission, QueueFull, Ticket
 from ganpipe.serving.contract import MelConfigMismatch, SynthesisError
 from ganpipe.serving.metrics import ServerMetrics
 from ganpipe.serving.registry_follower import ModelSlot, RegistryFollower, ServedModel
@@ -99,18 +99,24 @@ def _authorized(server: Server) -> Any:
     return Depends(check)
 
 
+def _too_big(server: Server) -> HTTPException:
+    return HTTPException(413, f"request body larger than serve.max_request_mb = {server.settings.max_request_mb:g} MB")
+
+
+def _check_declared_size(request: Request, server: Server) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > server.settings.max_request_mb * 1024 * 1024:
+        raise _too_big(server)
+
+
 async def _body(request: Request, server: Server) -> bytes:
-    """The body, refused with 413 as soon as it passes ``max_request_mb``."""
+    """The body, refused with 413 as soon as it passes ``max_request_mb`` (a chunked upload too)."""
     limit = int(server.settings.max_request_mb * 1024 * 1024)
-    declared = request.headers.get("content-length")
-    too_big = f"request body larger than serve.max_request_mb = {server.settings.max_request_mb:g} MB"
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, too_big)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, too_big)
+            raise _too_big(server)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -197,65 +203,77 @@ def _synthesis(app: FastAPI, server: Server) -> None:
     @app.post("/v1/vocode", dependencies=[auth])
     async def vocode(request: Request) -> Response:
         start = time.perf_counter()
-        body = await _body(request, server)
-        served = _current(server)
-        if request.headers.get("content-type", "").split(";")[0].strip() in NPY_TYPES:
-            mel, opts = read_npy(body), _options(request)
-        else:
-            data = read_json(body)
-            mel, opts = json_mel(data), _options(request, data)
-        job = jobs.mel_job(served, mel, opts["mel_config"], opts["speaker"], server.backend)
-        return await _answer(server, job, opts, "/v1/vocode", start)
+        _check_declared_size(request, server)
+        ticket = server.admission.enter()
+        try:
+            body = await _body(request, server)
+            served = _current(server)
+            if request.headers.get("content-type", "").split(";")[0].strip() in NPY_TYPES:
+                mel, opts = read_npy(body), _options(request)
+            else:
+                data = read_json(body)
+                mel, opts = json_mel(data), _options(request, data)
+            job = jobs.mel_job(served, mel, opts["mel_config"], opts["speaker"], server.backend)
+            return await _answer(server, ticket, job, opts, "/v1/vocode", start)
+        finally:
+            if not ticket.streaming:
+                ticket.release()
 
     @app.post("/v1/copy-synthesis", dependencies=[auth])
     async def copy_synthesis(request: Request) -> Response:
         start = time.perf_counter()
-        body = await _body(request, server)
-        served = _current(server)
-        opts = _options(request)
-        signal, rate = read_wav(body)
-        job = jobs.wav_job(served, signal, rate, opts["resample"], opts["speaker"], server.backend)
-        return await _answer(server, job, opts, "/v1/copy-synthesis", start)
+        _check_declared_size(request, server)
+        ticket = server.admission.enter()
+        try:
+            body = await _body(request, server)
+            served = _current(server)
+            opts = _options(request)
+            signal, rate = read_wav(body)
+            job = jobs.wav_job(served, signal, rate, opts["resample"], opts["speaker"], server.backend)
+            return await _answer(server, ticket, job, opts, "/v1/copy-synthesis", start)
+        finally:
+            if not ticket.streaming:
+                ticket.release()
 
     @app.post("/v1/generate", dependencies=[auth])
     async def generate(request: Request) -> Response:
         start = time.perf_counter()
-        body = await _body(request, server)
-        served = _current(server)
-        data = read_json(body) if body.strip() else {}
-        q = request.query_params
-        n, seed, label = (data.get(k, q.get(k)) for k in ("n", "seed", "label"))
-        fmt = data.get("format", q.get("format", "pcm16"))
-        server.admission.enter()
+        _check_declared_size(request, server)
+        ticket = server.admission.enter()
         try:
+            body = await _body(request, server)
+            served = _current(server)
+            data = read_json(body) if body.strip() else {}
+            q = request.query_params
+            n, seed, label = (data.get(k, q.get(k)) for k in ("n", "seed", "label"))
+            fmt = data.get("format", q.get("format", "pcm16"))
             clips = await server.admission.run(jobs.generate, served, n, seed, label, server.backend)
         finally:
-            server.admission.leave()
+            ticket.release()
         server.metrics.first_audio.labels("/v1/generate", "false").observe(time.perf_counter() - start)
         return Response(wav_bytes(clips, served.model.sample_rate, fmt), media_type="audio/wav",
                         headers=_model_headers(served))
 
 
-async def _answer(server: Server, job: jobs.VocodeJob, opts: dict[str, Any], path: str, start: float) -> Response:
+async def _answer(server: Server, ticket: Ticket, job: jobs.VocodeJob, opts: dict[str, Any], path: str,
+                  start: float) -> Response:
     headers = _model_headers(job.served)
     if job.warning:
         headers["X-Ganpipe-Warning"] = job.warning.replace("\n", " ")[:1000]
     sample_rate = job.served.vocoder.sample_rate  # type: ignore[union-attr]
-    server.admission.enter()
     if opts["stream"] and jobs.streamable(job):
-        return StreamingResponse(_streamed(server, job, opts["format"], path, start), media_type="audio/wav",
+        ticket.streaming = True
+        return StreamingResponse(_streamed(server, ticket, job, opts["format"], path, start), media_type="audio/wav",
                                  headers=headers)
-    try:
-        audio = await server.admission.run(jobs.whole, job)
-    finally:
-        server.admission.leave()
+    audio = await server.admission.run(jobs.whole, job)
     elapsed = time.perf_counter() - start
     server.metrics.first_audio.labels(path, "false").observe(elapsed)
     _produced(server, path, job, elapsed)
     return Response(wav_bytes(audio, sample_rate, opts["format"]), media_type="audio/wav", headers=headers)
 
 
-async def _streamed(server: Server, job: jobs.VocodeJob, fmt: str, path: str, start: float) -> AsyncIterator[bytes]:
+async def _streamed(server: Server, ticket: Ticket, job: jobs.VocodeJob, fmt: str, path: str,
+                    start: float) -> AsyncIterator[bytes]:
     settings = server.settings
     try:
         yield wav_header(job.samples, job.served.vocoder.sample_rate, fmt)  # type: ignore[union-attr]
@@ -268,7 +286,7 @@ async def _streamed(server: Server, job: jobs.VocodeJob, fmt: str, path: str, st
             yield wav_samples(chunk, fmt)
         _produced(server, path, job, time.perf_counter() - start)
     finally:
-        server.admission.leave()
+        ticket.release()
 
 
 def _produced(server: Server, path: str, job: jobs.VocodeJob, elapsed: float) -> None:

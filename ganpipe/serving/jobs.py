@@ -98,7 +98,7 @@ def blocks(job: VocodeJob, first: int, size: int, seed: int = 0) -> Iterator[np.
     """The stitched blocks of the answer (their concatenation equals :func:`whole`)."""
     core = job.served.core
     frames = job.mel.shape[1]
-    plan = plan_blocks(frames, job.served.field, first, size)  # type: ignore[arg-type]
+    plan = plan_blocks(frames, job.served.field, first, size, int(core.min_frames))  # type: ignore[arg-type]
     runner = core_runner(core, frames, speaker_index(job.served, job.speaker), job.backend, seed)
     return stream_blocks(job.mel, core.hop, plan, runner)
 

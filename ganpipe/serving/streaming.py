@@ -116,13 +116,17 @@ def receptive_field(module: nn.Module, n_mels: int, hop: int, speaker: int | Non
         half *= 2
 
 
-def plan_blocks(frames: int, field: ReceptiveField, first: int, size: int) -> list[Block]:
-    """The blocks of a ``frames``-frame mel: one of ``first`` frames, then ``size`` each."""
+def plan_blocks(frames: int, field: ReceptiveField, first: int, size: int, min_frames: int = 1) -> list[Block]:
+    """The blocks of a ``frames``-frame mel: one of ``first`` frames, then ``size`` each; each
+    computed over at least ``min_frames`` frames (the generator's fewest) when the mel has them."""
     blocks, start = [], 0
     while start < frames:
         stop = min(frames, start + (first if start == 0 else size))
         lo = max(0, start - field.left - MARGIN_FRAMES)
         hi = min(frames, stop + field.right + MARGIN_FRAMES)
+        if hi - lo < min_frames:  # more context never changes the kept samples
+            lo = max(0, hi - min_frames)
+            hi = min(frames, lo + min_frames)
         blocks.append(Block(start, stop, lo, hi))
         start = stop
     return blocks
