@@ -9,16 +9,18 @@ non-zero gradient (for Parallel WaveGAN also which noise samples). The measureme
 actually served (its depth, kernels, dilations and upsampling), so it cannot go out of date with a
 variant's configuration. Measured on the published configurations (frames each side, hop 256):
 
-=====================  ============  =============================================
-variant                left / right  why
-=====================  ============  =============================================
-vocos (8 ConvNeXt)     30 / 30       embed 7 + 8 x dwconv 7 = 27 frames, + ISTFT window (n_fft 1024)
-hifigan_v1             17 / 17       MRF kernels 3/7/11, dilations 1/3/5 at 4 upsampling stages
-hifigan_v3             10 / 10       MRF kernels 3/5/7, dilations 1/2 at 3 upsampling stages
-melgan                 14 / 14       reflect-padded 7-tap input conv + dilated residual stacks (1/3/9)
-multiband_melgan       11 / 11       as MelGAN, 4 sub-bands (PQMF synthesis adds 62 taps)
-parallel_wavegan       3 / 3 (mel)   aux conv (2 x 2 + 1 frames); 30-layer WaveNet: 1023 noise samples
-=====================  ============  =============================================
+=====================  ============  =====================================================
+variant                left / right  where it comes from
+=====================  ============  =====================================================
+vocos                  29 / 29       embed conv 7 + 8 ConvNeXt depthwise convs 7 (27), ISTFT window 1024 (2)
+hifigan_v1, v2         13 / 13       MRF kernels 3/7/11, dilations 1/3/5 after each of 4 upsamplings
+hifigan_v3             11 / 11       MRF kernels 3/5/7, dilations 1/2 after each of 3 upsamplings
+melgan                 6 / 6         7-tap input conv + dilated residual stacks (1/3/9) per upsampling
+multiband_melgan       17 / 17       as MelGAN at sub-band rate, + the PQMF synthesis filter
+parallel_wavegan       16 / 16       aux conv (5 frames) and the 30-layer WaveNet on the noise (~3000 samples)
+bigvgan_base           17 / 17       anti-aliased activations (up/down-sampling filters) widen every block
+bigvgan_v2             33 / 33       as bigvgan_base, 6 upsamplings
+=====================  ============  =====================================================
 
 (``tests/serving/test_streaming.py`` measures them on the tiny test configurations and checks the
 stitching equality per family.) A block of frames ``[a, b)`` is computed over ``[a - left - margin,
