@@ -13,7 +13,7 @@ as ``models:/<name>@champion``. Each server runs alone on 127.0.0.1 (started, me
   single-process offline throughput of the same backend (``Vocoder.mel_to_audio`` in this process);
 * bytes on the wire (request + answer) for a 10 s utterance.
 
-    .venv/bin/python benchmarks/bench_serving.py [--model-file F] [--seconds 2,10,60] [--repeats 5]
+    .venv/bin/python benchmarks/bench_serving.py [--model-file F --variant V] [--seconds 2,10,60] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def throughput(server: Server, mel: np.ndarray, seconds: float, clients: int, pe
     return clients * per_client * seconds / (time.perf_counter() - start)
 
 
-def measure(server: Server, mels: dict[float, np.ndarray], repeats: int) -> dict:
+def measure(server: Server, mels: dict[float, np.ndarray], repeats: int, requests: int) -> dict:
     out: dict = {"latency": {}, "first_audio": {}}
     with httpx.Client(timeout=600) as http:
         server.whole(http, mels[min(mels)])  # warm-up
@@ -183,7 +183,7 @@ def measure(server: Server, mels: dict[float, np.ndarray], repeats: int) -> dict
         mid = mels[10.0] if 10.0 in mels else mels[min(mels)]
         out["wire_bytes"] = server.whole(http, mid)[1]
     mid_s = 10.0 if 10.0 in mels else min(mels)
-    out["throughput"] = {c: throughput(server, mels[mid_s], mid_s, c, max(2, 8 // c)) for c in (1, 4)}
+    out["throughput"] = {c: throughput(server, mels[mid_s], mid_s, c, max(1, requests // c)) for c in (1, 4)}
     return out
 
 
@@ -224,6 +224,7 @@ def main() -> None:
     ap.add_argument("--seconds", default="2,10,60")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--requests", type=int, default=8, help="requests per throughput measurement (all clients)")
     args = ap.parse_args()
     seconds = [float(s) for s in args.seconds.split(",")]
     import torch
@@ -240,7 +241,7 @@ def main() -> None:
     for kind in ("ganpipe", "mlflow"):
         server = Server(kind, uri, root, args.threads)
         try:
-            results[kind] = measure(server, mels, args.repeats)
+            results[kind] = measure(server, mels, args.repeats, args.requests)
             print(kind, json.dumps(results[kind], default=str), f"load {os.getloadavg()[0]:.1f}", flush=True)
         finally:
             server.stop()
