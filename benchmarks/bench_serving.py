@@ -3,7 +3,8 @@
 A temporary project registers the given generator file (default: the trained demo Vocos of the
 main checkout, ``models/generator.pt``; ``--model-file`` for another, e.g. an imported HiFi-GAN V1)
 as ``models:/<name>@champion``. Each server runs alone on 127.0.0.1 (started, measured, stopped: the
-2 cores are not shared between them), torch backend, 2 intra-op threads, one inference worker:
+2 cores are not shared between them), the same backend (``--backend torch|onnx``: the ONNX export
+inside the model) and 2 intra-op threads, one inference worker:
 
 * latency p50 / p95 of whole answers for 2 s, 10 s and 60 s utterances (real speech: LJSpeech clips
   joined, mel computed with the model's mel configuration);
@@ -54,7 +55,7 @@ def register(generator: Path, root: Path, variant: str) -> str:
 
     data = yaml.safe_load((REPO / "params.yaml").read_text())
     data["tracking"].update(tracking_uri="sqlite:///.mlflow/mlflow.db", artifact_location=".mlflow/artifacts")
-    data["registry"].update(export_onnx=False, retries=0, model_name=f"bench-{variant}")
+    data["registry"].update(export_onnx=True, retries=0, model_name=f"bench-{variant}")
     (root / ".mlflow").mkdir(parents=True)
     (root / "params.yaml").write_text(yaml.safe_dump(data))
     shutil.copy(generator, root / "generator.pt")
@@ -86,14 +87,14 @@ def npy(mel: np.ndarray) -> bytes:
 class Server:
     """One server process (its own process group) and how to ask it for a whole answer."""
 
-    def __init__(self, kind: str, uri: str, root: Path, threads: int):
-        self.kind, self.port = kind, free_port()
+    def __init__(self, kind: str, uri: str, root: Path, threads: int, backend: str):
+        self.kind, self.port, self.backend = kind, free_port(), backend
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / '.mlflow' / 'mlflow.db'}",
                "OMP_NUM_THREADS": str(threads), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         if kind == "ganpipe":
             cmd = [sys.executable, "-m", "ganpipe.cli", "serve", "--model", uri, "--port", str(self.port),
                    "--threads", str(threads), "--workers", "1", "--queue", "64", "--poll-seconds", "0",
-                   "--max-request-mb", "512"]
+                   "--max-request-mb", "512", "--backend", backend]
             self.ready_path = "/readyz"
         else:
             cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
@@ -121,7 +122,8 @@ class Server:
     def request(self, mel: np.ndarray) -> tuple[str, bytes, dict[str, str]]:
         if self.kind == "ganpipe":
             return "/v1/vocode", npy(mel), {"Content-Type": "application/x-npy"}
-        body = json.dumps({"inputs": mel[None].tolist()}).encode()
+        backend = "onnxruntime" if self.backend == "onnx" else self.backend
+        body = json.dumps({"inputs": mel[None].tolist(), "params": {"backend": backend}}).encode()
         return "/invocations", body, {"Content-Type": "application/json"}
 
     def whole(self, http: httpx.Client, mel: np.ndarray) -> tuple[float, int]:
@@ -187,11 +189,11 @@ def measure(server: Server, mels: dict[float, np.ndarray], repeats: int, request
     return out
 
 
-def offline_throughput(voc: object, mel: np.ndarray, seconds: float, repeats: int) -> float:
-    voc.mel_to_audio(mel, warn_range=False)  # type: ignore[attr-defined]
+def offline_throughput(voc: object, mel: np.ndarray, seconds: float, repeats: int, backend: str) -> float:
+    voc.mel_to_audio(mel, warn_range=False, backend=backend)  # type: ignore[attr-defined]
     start = time.perf_counter()
     for _ in range(repeats):
-        voc.mel_to_audio(mel, warn_range=False)  # type: ignore[attr-defined]
+        voc.mel_to_audio(mel, warn_range=False, backend=backend)  # type: ignore[attr-defined]
     return repeats * seconds / (time.perf_counter() - start)
 
 
@@ -211,7 +213,7 @@ def report(results: dict, offline: float, seconds: list[float]) -> None:
     for c in (1, 4):
         a, b = theirs["throughput"][c], ours["throughput"][c]
         print(f"| throughput, {c} client(s), audio s/s | {a:.1f} | {b:.1f} | {b / a:.2f}x (ours/theirs) |")
-    print(f"| offline single-process throughput (torch, same threads) | | {offline:.1f} | 4 clients / offline: "
+    print(f"| offline single-process throughput (same backend and threads) | | {offline:.1f} | 4 clients / offline: "
           f"{ours['throughput'][4] / offline:.2f} |")
     a, b = theirs["wire_bytes"], ours["wire_bytes"]
     print(f"| bytes on the wire, 10 s utterance | {a / 1e6:.2f} MB | {b / 1e6:.2f} MB | {a / b:.1f}x |")
@@ -224,6 +226,7 @@ def main() -> None:
     ap.add_argument("--seconds", default="2,10,60")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="the same for both servers")
     ap.add_argument("--requests", type=int, default=8, help="requests per throughput measurement (all clients)")
     args = ap.parse_args()
     seconds = [float(s) for s in args.seconds.split(",")]
@@ -232,14 +235,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     uri = register(args.model_file, root, args.variant)
-    mels, voc = speech_mels(args.model_file, seconds)
+    from ganpipe.serving.model import load_model
+
+    mels, _ = speech_mels(args.model_file, seconds)
+    voc = load_model(uri, f"sqlite:///{root / '.mlflow' / 'mlflow.db'}")  # the registered model, its ONNX export
     mid = 10.0 if 10.0 in mels else min(mels)
-    offline = offline_throughput(voc, mels[mid], mid, 4)
+    offline = offline_throughput(voc, mels[mid], mid, 4, "onnxruntime" if args.backend == "onnx" else "torch")
     print(f"model {uri} ({args.model_file}), offline throughput {offline:.1f} audio s/s, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     results = {}
     for kind in ("ganpipe", "mlflow"):
-        server = Server(kind, uri, root, args.threads)
+        server = Server(kind, uri, root, args.threads, args.backend)
         try:
             results[kind] = measure(server, mels, args.repeats, args.requests)
             print(kind, json.dumps(results[kind], default=str), f"load {os.getloadavg()[0]:.1f}", flush=True)
