@@ -20,14 +20,12 @@ log = logging.getLogger("ganpipe.serve")
 
 
 def settings_with(params: Params, overrides: dict[str, Any]) -> ServeParams:
-    """``params.serve`` with the given (non-None) overrides, validated (a ConfigError names the key)."""
-    from ganpipe.config import ConfigError
+    """``params.serve`` with the given (non-None) overrides, validated: a ConfigError names the key
+    (``serve.backend``) and the allowed values."""
+    from ganpipe.config import parse_params
 
     merged = {**params.serve.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    try:
-        return ServeParams.model_validate(merged)
-    except ValueError as exc:
-        raise ConfigError(f"serve settings: {exc}") from None
+    return parse_params({"serve": merged}, "serve settings (params.yaml + flags)").serve
 
 
 def default_model_uri(params: Params) -> str:
