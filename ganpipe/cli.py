@@ -328,8 +328,10 @@ def repro(args: list[str] = typer.Argument(None, help="Extra arguments for `dvc 
 
 
 _SYNTH = {  # the options of `ganpipe synthesize`
-    "model": typer.Option(..., "--model", "-m", help="Registered model: models:/NAME@champion, models:/NAME/3, a model "
-                          "folder, or a generator file (models/generator.pt, ganpipe import-model -o FILE)."),
+    "model": typer.Option(None, "--model", "-m", help="Registered model: models:/NAME@champion, models:/NAME/3, a "
+                          "model folder, or a generator file (models/generator.pt, ganpipe import-model -o FILE)."),
+    "server": typer.Option(None, "--server", help="Or a `ganpipe serve` URL (http://127.0.0.1:8080): the server's "
+                           "model synthesises (token: $GANPIPE_SERVE_API_KEY)."),
     "mel": typer.Option(None, "--mel", help="Vocoders: log-mel .npy, (n_mels, frames), made with the model's mel "
                         "(ganpipe mel --model MODEL in.wav -o x.npy)."),
     "wav": typer.Option(None, "--wav", help="Vocoders: audio file to re-synthesise (copy-synthesis)."),
@@ -358,6 +360,7 @@ def synthesize_command(
     seed: int = _SYNTH["seed"], latents: Path = _SYNTH["latents"], label: str = _SYNTH["label"],
     out: Path = _SYNTH["out"], mel_config: Path = _SYNTH["mel_config"], speaker: str = _SYNTH["speaker"],
     backend: str = _SYNTH["backend"], resample: bool = _SYNTH["resample"], tracking_uri: str = _SYNTH["tracking_uri"],
+    server: str = _SYNTH["server"],
 ) -> None:
     """Vocode a mel (--mel x.npy) or re-synthesise audio (--wav in.wav) with a registered vocoder, or
     generate clips with a registered unconditional model (--n 4 --seed 0, or --latents z.npy)
@@ -368,6 +371,20 @@ def synthesize_command(
 
     from ganpipe.serving.api import MelRangeWarning, SynthesisError, synthesize
 
+    if (model is None) == (server is None):
+        typer.secho("error: give exactly one of --model or --server", fg="red", err=True)
+        raise typer.Exit(2)
+    if server is not None:
+        from ganpipe.serving.server import synthesize_remote
+
+        try:
+            audio, sample_rate = synthesize_remote(server, mel=mel, wav=wav, mel_config=mel_config, speaker=speaker,
+                                                   resample=resample, n=n, seed=seed, label=label)
+        except SynthesisError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+        _write_clips(out, audio[None] if audio.ndim == 1 else audio, sample_rate, server, one_file=audio.ndim == 1)
+        return
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MelRangeWarning)
@@ -388,6 +405,29 @@ def synthesize_command(
         _write_clips(out, audio[None], sample_rate, model, one_file=True)
     else:
         _write_clips(out, audio, sample_rate, model)
+
+
+@app.command("serve")
+def serve_command(
+    model: str = typer.Option(None, "--model", "-m", help="models:/NAME@ALIAS (followed), models:/NAME/3, a model "
+                              "folder or a generator file (default: serve.model, else the project's champion)."),
+    host: str = typer.Option(None, "--host"), port: int = typer.Option(None, "--port"),
+    backend: str = typer.Option(None, "--backend", help="torch | onnx"),
+    threads: int = typer.Option(None, "--threads"), workers: int = typer.Option(None, "--workers"),
+    queue: int = typer.Option(None, "--queue"), poll_seconds: float = typer.Option(None, "--poll-seconds"),
+    max_request_mb: float = typer.Option(None, "--max-request-mb"),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Name of the variable holding the bearer token."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow store of models:/ URIs."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Serve a vocoder over HTTP (serve.* of params.yaml; these flags override it): /v1/vocode,
+    /v1/copy-synthesis, /v1/generate, /v1/model, /healthz, /readyz, /metrics (README: Serve it)."""
+    from ganpipe.serving.server import run_command
+
+    overrides = {"model": model, "host": host, "port": port, "backend": backend, "threads": threads,
+                 "workers": workers, "queue": queue, "poll_seconds": poll_seconds, "max_request_mb": max_request_mb,
+                 "api_key_env": api_key_env}
+    raise typer.Exit(run_command(params, overrides, tracking_uri))
 
 
 @app.command("mel")

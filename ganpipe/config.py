@@ -497,6 +497,28 @@ class RetrainParams(_Strict):
     commit: bool | Literal["auto"] = "auto"
 
 
+class ServeParams(_Strict):
+    """``ganpipe serve`` (ganpipe/serving/server.py); each key also a CLI flag that overrides it."""
+
+    model: str | None = None  # null: models:/<registry model name>@<registry.champion_alias>
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    backend: Literal["torch", "onnx"] = "torch"  # onnx: the ONNX export inside the registered model
+    threads: int = Field(2, ge=1, le=256)  # torch / ONNX Runtime intra-op threads
+    workers: int = Field(1, ge=1, le=64)  # inference calls at a time
+    queue: int = Field(16, ge=0, le=10_000)  # requests waiting beyond the workers; more: 503 + Retry-After
+    retry_after_seconds: int = Field(1, ge=1, le=3600)
+    max_request_mb: float = Field(64.0, gt=0)  # larger bodies: 413
+    poll_seconds: float = Field(30.0, ge=0)  # follow a models:/NAME@ALIAS every N s (0: never)
+    stream_first_frames: int = Field(16, ge=1, le=100_000)  # first streamed block (time to first audio)
+    stream_block_frames: int = Field(256, ge=1, le=100_000)  # later blocks (throughput)
+    # The NAME of the environment variable holding the bearer token (the token itself never goes in
+    # params.yaml); the variable unset or empty: no authentication.
+    api_key_env: str = Field("GANPIPE_SERVE_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    cors_origins: list[str] = []  # [] = CORS off
+    access_log: bool = True  # one JSON line per request on stderr
+
+
 class Params(_Strict):
     dataset: DatasetParams = DatasetParams()
     audio: AudioParams = AudioParams()
@@ -511,6 +533,7 @@ class Params(_Strict):
     evaluation: EvaluationParams = EvaluationParams()
     registry: RegistryParams = RegistryParams()
     retrain: RetrainParams = RetrainParams()
+    serve: ServeParams = ServeParams()
 
     @model_validator(mode="after")
     def _cross(self) -> Params:

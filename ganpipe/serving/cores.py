@@ -98,6 +98,11 @@ class VocoderCore:
             out = self.module(mel, **({} if spk is None else {"speaker": spk}))
         return out.float().cpu().numpy()
 
+    def generate(self, mel: torch.Tensor, speaker: int | None, backend: str) -> np.ndarray:
+        """Checked un-normalised mel ``(B, n_mels, F)`` -> ``(B, 1, F * hop)``: one block of a streamed
+        answer (ganpipe/serving/streaming.py), the same computation as :meth:`predict`'s."""
+        return self._generate(mel, speaker, backend)
+
     def _mel_of(self, wav: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
             return self.mel(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)))
