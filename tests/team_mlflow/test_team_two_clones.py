@@ -1,6 +1,7 @@
 """Two clones, one tracking server (PostgreSQL store, --artifacts-destination): clone A runs the tiny
 pipeline (`dvc repro`: trains and registers) with only $MLFLOW_TRACKING_URI, a password in it; clone B,
-with no local store and no artifacts, synthesizes and serves models:/NAME@champion. The password is in
+with no local store and no artifacts, synthesizes, loads the pyfunc and serves models:/NAME@champion
+(`ganpipe serve`, one copy-synthesis request). The password is in
 none of dvc.lock, the logs, the Prefect artifacts, or the MLflow tags and params."""
 
 from __future__ import annotations
@@ -86,3 +87,37 @@ def test_clone_a_registers_clone_b_synthesizes_and_serves_the_champion(team_serv
     proc = subprocess.run([sys.executable, "-c", serve], cwd=b, env=env_b, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "shape (1, 1, 3072)" in proc.stdout, proc.stderr[-3000:]
     assert not (b / ".mlflow").exists() and not (b / "mlruns").exists()
+
+    (b / "params.yaml").write_text((a / "params.yaml").read_text())  # a clone has the project's params
+    served = served_copy_synthesis(b, env_b, clip)
+    assert served.size > 0.9 * sf.info(clip).frames and np.isfinite(served).all()
+    assert not (b / ".mlflow").exists() and not (b / "mlruns").exists()
+
+
+def served_copy_synthesis(b, env_b: dict, clip) -> np.ndarray:
+    """`ganpipe serve` in clone B (the champion from the server) answers one copy-synthesis request."""
+    import httpx
+
+    from ganpipe.client import copy_synthesis
+    from tests.support.prefect_server import free_port, stop, wait_until
+
+    port, log = free_port(), b / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "ganpipe.cli", "serve", "--model", f"models:/{MODEL}@champion",
+                             "--port", str(port), "--threads", "1"], cwd=b, env=env_b, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, "ganpipe serve (clone B)", [log], [proc])
+        audio, rate = copy_synthesis(base, clip)
+        assert rate == 22050
+        assert SECRET not in log.read_text(), "the password is in the server's log"
+        return audio
+    finally:
+        stop(proc)
