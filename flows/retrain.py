@@ -6,7 +6,8 @@ A parent Prefect flow over the DVC pipeline, run in the project directory as sub
    *before* the pipeline changes anything), the champion now, and ``params.yaml``'s bytes;
 2. ``_nothing_changed``: for a plain ``dvc repro`` cycle, ``dvc status``; an up-to-date pipeline
    (no data, code or params changed: a ``local`` corpus is hashed by content, a URL corpus by its
-   remote's validators, ``ganpipe.datasets.remote_state``) ends the cycle in seconds with
+   remote's validators, ``ganpipe.datasets.remote_state``, which the ``remote_validators`` stage
+   records for plain ``dvc repro`` too) ends the cycle in seconds with
    "nothing changed, no new version" in the log and the ``retrain-summary`` artifact;
 3. ``_pipeline``: ``dvc pull --allow-missing`` when ``pull``; ``dvc repro``, or with
    ``fine_tune_from_champion`` and a champion ``dvc exp run -S
@@ -181,17 +182,22 @@ def _nothing_changed(c: Cycle, command: list[str] | None, pull: bool) -> bool:
         return False
     c.step = "asking the corpus' remote for its validators"
     replaced = remote_state.changed_urls(c.params.dataset, c.root)
-    if replaced:
-        get_run_logger().info("replaced at the source: %s: the download stage runs again", ", ".join(replaced))
-        c.run(["dvc", "repro", "--force", "--single-item", "download"])
+    if replaced:  # dvc repro's remote_validators stage records the new ones: download runs again
+        get_run_logger().info("replaced at the source: %s: the pipeline runs again", ", ".join(replaced))
         return False
     c.step = "dvc status"
     out = c.run(["dvc", "status", "--json"])
     text = out.strip().splitlines()[-1] if out.strip() else ""
     try:
-        return json.loads(text) == {}
+        return up_to_date(json.loads(text))
     except json.JSONDecodeError:
         return False
+
+
+def up_to_date(status: dict[str, Any]) -> bool:
+    """`dvc status --json` of an up-to-date pipeline: empty, or only `always_changed` stages (the
+    remote validators, just asked by :func:`_nothing_changed`) listed as "always changed"."""
+    return all(changes == ["always changed"] for changes in status.values())
 
 
 def _pipeline(c: Cycle, command: list[str] | None, pull: bool, push: bool) -> None:
