@@ -3,10 +3,12 @@
 A parent Prefect flow over the DVC pipeline, run in the project directory as subprocesses, in steps:
 
 1. ``_start``: where the model will come from (:func:`ganpipe.promotion.promotion_source`, checked
-   *before* the pipeline changes anything), the champion now, and ``params.yaml``'s bytes;
+   *before* the pipeline changes anything) and ``params.yaml``'s bytes; the champion now
+   (``_read_champion``) is read after step 2, except when fine-tuning from it;
 2. ``_nothing_changed``: for a plain ``dvc repro`` cycle, ``dvc status``; an up-to-date pipeline
    (no data, code or params changed: a ``local`` corpus is hashed by content, a URL corpus by its
-   remote's validators, ``ganpipe.datasets.remote_state``) ends the cycle in seconds with
+   remote's validators, ``ganpipe.datasets.remote_state``, which the ``remote_validators`` stage
+   records for plain ``dvc repro`` too) ends the cycle in seconds with
    "nothing changed, no new version" in the log and the ``retrain-summary`` artifact;
 3. ``_pipeline``: ``dvc pull --allow-missing`` when ``pull``; ``dvc repro``, or with
    ``fine_tune_from_champion`` and a champion ``dvc exp run -S
@@ -151,14 +153,15 @@ class Cycle:
     clean_start: bool = False  # a git work tree without changes to tracked files at the start
     params_before: bytes | None = None  # params.yaml as the cycle found it (restored at the end)
     fine_tune: str | None = None
+    champion_read: bool = False
 
     def run(self, args: list[str], env: dict[str, str] | None = None) -> str:
         self.step = " ".join(args)
         return run_command.with_options(**self.retry)(args, str(self.root), env)
 
 
-def _start(c: Cycle, fine_tune_from_champion: bool) -> None:
-    """Where the model will come from (before the pipeline changes anything) and the champion now."""
+def _start(c: Cycle) -> None:
+    """Where the model will come from (before the pipeline changes anything), params.yaml's bytes."""
     logger = get_run_logger()
     c.step = "checking where the model will come from"
     start = promotion_source(c.root)
@@ -166,8 +169,19 @@ def _start(c: Cycle, fine_tune_from_champion: bool) -> None:
     c.source = Source(True, f"retrain flow started from: {start.description}") if start.main_line else start
     c.summary["source"] = c.source.description
     logger.info("source of the new model: %s", c.source.description)
+    params_file = c.root / c.params_path
+    c.params_before = params_file.read_bytes() if params_file.is_file() else None
+
+
+def _read_champion(c: Cycle, fine_tune_from_champion: bool) -> None:
+    """The champion now (and, fine-tuning, the starting model). Not asked by a no-op cycle: the first
+    registry read imports MLflow, most of a no-op cycle's time."""
+    if c.champion_read:
+        return
+    logger = get_run_logger()
     c.step = "reading the champion"
     before = champion(c.params, c.root, c.name)
+    c.champion_read = True
     c.summary["champion_before"] = str(before.version) if before is not None else None
     if fine_tune_from_champion:
         if before is None:
@@ -176,8 +190,6 @@ def _start(c: Cycle, fine_tune_from_champion: bool) -> None:
             c.fine_tune = f"models:/{c.name}/{before.version}"
             logger.info("fine-tuning from the champion %s", c.fine_tune)
     c.summary["fine_tune_from"] = c.fine_tune
-    params_file = c.root / c.params_path
-    c.params_before = params_file.read_bytes() if params_file.is_file() else None
 
 
 def _nothing_changed(c: Cycle, command: list[str] | None, pull: bool) -> bool:
@@ -187,17 +199,22 @@ def _nothing_changed(c: Cycle, command: list[str] | None, pull: bool) -> bool:
         return False
     c.step = "asking the corpus' remote for its validators"
     replaced = remote_state.changed_urls(c.params.dataset, c.root)
-    if replaced:
-        get_run_logger().info("replaced at the source: %s: the download stage runs again", ", ".join(replaced))
-        c.run(["dvc", "repro", "--force", "--single-item", "download"])
+    if replaced:  # dvc repro's remote_validators stage records the new ones: download runs again
+        get_run_logger().info("replaced at the source: %s: the pipeline runs again", ", ".join(replaced))
         return False
     c.step = "dvc status"
     out = c.run(["dvc", "status", "--json"])
     text = out.strip().splitlines()[-1] if out.strip() else ""
     try:
-        return json.loads(text) == {}
+        return up_to_date(json.loads(text))
     except json.JSONDecodeError:
         return False
+
+
+def up_to_date(status: dict[str, Any]) -> bool:
+    """`dvc status --json` of an up-to-date pipeline: empty, or only `always_changed` stages (the
+    remote validators, just asked by :func:`_nothing_changed`) listed as "always changed"."""
+    return all(changes == ["always changed"] for changes in status.values())
 
 
 def _pipeline(c: Cycle, command: list[str] | None, pull: bool, push: bool) -> None:
@@ -244,13 +261,13 @@ def _failed(c: Cycle, exc: Exception) -> None:
 
 def _report(c: Cycle, result: dict[str, Any] | None, status: str) -> dict[str, Any]:
     logger = get_run_logger()
-    after = champion(c.params, c.root, c.name)
-    c.summary.update(status=status, champion_after=str(after.version) if after is not None else None)
-    if status == "unchanged":
-        c.summary["registration"] = NOTHING_CHANGED
-        logger.info("%s: %s (champion %s)", c.name, NOTHING_CHANGED, c.summary["champion_after"])
+    if status == "unchanged":  # the registry is not read: nothing was registered
+        c.summary.update(status=status, registration=NOTHING_CHANGED, champion="unchanged")
+        logger.info("%s: %s (champion unchanged)", c.name, NOTHING_CHANGED)
         publish("retrain-summary", f"Retrain: {NOTHING_CHANGED}", c.summary)
         return c.summary
+    after = champion(c.params, c.root, c.name)
+    c.summary.update(status=status, champion_after=str(after.version) if after is not None else None)
     if result is None:
         c.summary["registration"] = "registry.enabled is false: nothing registered"
         publish("retrain-summary", "Retrain: done (registry disabled)", c.summary)
@@ -283,9 +300,12 @@ def retrain_flow(project_dir: str = ".", params_path: str = "params.yaml", pull:
         except Timeout:
             get_run_logger().info("another retrain / DVC command holds %s: waiting for it", lock.lock_file)
             lock.acquire()
-        _start(c, fine_tune_from_champion)
+        _start(c)
+        if fine_tune_from_champion:  # the starting model decides whether there is anything to do
+            _read_champion(c, True)
         if _nothing_changed(c, command, pull):
             return _report(c, None, "unchanged")
+        _read_champion(c, fine_tune_from_champion)
         try:
             _pipeline(c, command, pull, push)
             result = _register(c, generator, eval_metrics)

@@ -9,10 +9,14 @@ a ``HEAD`` request) tell:
 * the download stage records them next to each cached archive (``<archive>.validators.json``) and
   in ``data/raw/<name>/sources.json``; when the remote's differ from the cached archive's, the
   cached copy is dropped and fetched again (:func:`drop_if_replaced`);
+* the ``remote_validators`` stage of dvc.yaml (``always_changed``: a HEAD per archive, about a
+  second) writes them to ``data/remote_validators.json`` (:func:`main`), a dependency of the
+  download stage: plain ``dvc repro`` re-runs download -> prepare -> ... when an archive was
+  replaced, and skips them when it was not (the file keeps its hash). ``dvc status`` always lists
+  that stage as "always changed", whatever the remote says;
 * the retrain flow asks :func:`changed_urls` before ``dvc status``: a remote whose validators
-  differ from the recorded ones makes the cycle re-run the download stage (``dvc repro -f -s
-  download``), and the rest of the pipeline follows when the data did change; an unchanged remote
-  leaves the pipeline up to date (a no-op cycle).
+  differ from the recorded ones makes the cycle run ``dvc repro``; an unchanged remote (and a
+  ``dvc status`` that lists nothing but that stage) ends the cycle as a no-op.
 
 A remote that cannot be asked (no network, no HEAD support, no validator sent) counts as
 unchanged: it never triggers a cycle by itself, and never drops a cached archive.
@@ -115,3 +119,34 @@ def changed_urls(ds: DatasetParams, project: Path, timeout: float | None = None)
         if differ(head(url, timeout or ds.download.timeout_seconds), before.get(url)):
             out.append(url)
     return out
+
+
+def current(ds: DatasetParams, project: Path) -> dict[str, dict[str, str]]:
+    """``{url: validators}`` the remote sends now; a remote that cannot be asked keeps the ones the
+    last download recorded (unchanged), so it never re-runs the download stage by itself."""
+    before = recorded(project / ds.raw_dir / ds.name / "sources.json")
+    out = {}
+    for url in urls(ds):
+        now = head(url, ds.download.timeout_seconds) or before.get(url)
+        if now:
+            out[url] = dict(sorted(now.items()))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``remote_validators`` stage: ``python -m ganpipe.datasets.remote_state --out FILE``."""
+    import argparse
+
+    from ganpipe.config import load_params
+
+    ap = argparse.ArgumentParser(description="Record the HEAD validators of the corpus' archives "
+                                             "(empty for demo, demo_music and local corpora).")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", default="data/remote_validators.json")
+    a = ap.parse_args(argv)
+    ds = load_params(a.params).dataset
+    write_json(Path(a.out), {"dataset": ds.name, "validators": current(ds, Path("."))})
+
+
+if __name__ == "__main__":
+    main()
