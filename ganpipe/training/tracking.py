@@ -181,10 +181,10 @@ class Tracker:
                 self._pending.popleft()
 
     def _keep(self, row: dict[str, float], step: int) -> None:
+        if self._client is None:
+            return  # tracking off: MLflow is not imported at all (the GPU kit does not carry it)
         from mlflow.entities import Metric
 
-        if self._client is None:
-            return
         now = int(time.time() * 1000)
         self._pending.extend(Metric(k, float(v), now, step) for k, v in row.items() if np.isfinite(v))
         self._flush()
