@@ -26,6 +26,7 @@ def clips(folder: Path, lj_wavs: list[Path], n: int, seconds: float) -> Path:
     return folder
 
 
+@pytest.mark.slow  # the full-size published V1 on five real clips, twice
 def test_same_clips_same_mcd_through_register_and_folder_scoring(tmp_path: Path, published_v1: Path, lj_wavs):
     from ganpipe.config import parse_params
     from ganpipe.importing.registration import score
