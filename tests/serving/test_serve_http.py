@@ -9,8 +9,6 @@ import io
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,8 +20,9 @@ import soundfile as sf
 import torch
 
 from ganpipe.mel import MelConfig, MelSpectrogram
-from tests.support.prefect_server import free_port, stop, wait_until
+from tests.support.prefect_server import wait_until
 from tests.support.registry_project import MODEL, client_for, eval_json, make_generator, make_project, mlflow_template
+from tests.support.serve_process import serve_process
 
 pytestmark = pytest.mark.network
 TOKEN = "test-token-not-a-secret"
@@ -47,27 +46,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(project: Path, tmp_path_factory: pytest.TempPathFactory):
-    port = free_port()
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
     env = {**os.environ, TOKEN_ENV: TOKEN, "MLFLOW_TRACKING_URI": f"sqlite:///{project / '.mlflow' / 'mlflow.db'}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ganpipe.cli", "serve", "--model", f"models:/{MODEL}@champion", "--port", str(port),
-         "--poll-seconds", "0.2", "--workers", "1", "--queue", "1", "--max-request-mb", "2", "--threads", "1",
-         "--api-key-env", TOKEN_ENV], cwd=project, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, "ganpipe serve", [log], [proc])
+    args = ["--model", f"models:/{MODEL}@champion", "--poll-seconds", "0.2", "--workers", "1", "--queue", "1",
+            "--max-request-mb", "2", "--threads", "1", "--api-key-env", TOKEN_ENV]
+    with serve_process(project, env, args, log) as base:
         yield base, log
-    finally:
-        stop(proc)
 
 
 def speech_mel(path: Path, seconds: float) -> tuple[np.ndarray, np.ndarray]:

@@ -96,28 +96,13 @@ def test_clone_a_registers_clone_b_synthesizes_and_serves_the_champion(team_serv
 
 def served_copy_synthesis(b, env_b: dict, clip) -> np.ndarray:
     """`ganpipe serve` in clone B (the champion from the server) answers one copy-synthesis request."""
-    import httpx
-
     from ganpipe.client import copy_synthesis
-    from tests.support.prefect_server import free_port, stop, wait_until
+    from tests.support.serve_process import serve_process
 
-    port, log = free_port(), b / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-m", "ganpipe.cli", "serve", "--model", f"models:/{MODEL}@champion",
-                             "--port", str(port), "--threads", "1"], cwd=b, env=env_b, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, "ganpipe serve (clone B)", [log], [proc])
+    log = b / "serve.log"
+    with serve_process(b, env_b, ["--model", f"models:/{MODEL}@champion", "--threads", "1"], log,
+                       "ganpipe serve (clone B)") as base:
         audio, rate = copy_synthesis(base, clip)
-        assert rate == 22050
-        assert SECRET not in log.read_text(), "the password is in the server's log"
-        return audio
-    finally:
-        stop(proc)
+    assert rate == 22050
+    assert SECRET not in log.read_text(), "the password is in the server's log"
+    return audio
